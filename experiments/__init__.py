@@ -1,0 +1,2 @@
+"""What a researcher touches: TOML experiment configs, the `faasdag` CLI, sweeps, reports and
+plots."""
