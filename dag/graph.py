@@ -193,7 +193,8 @@ class DAG:
                 raise DAGError(
                     f"edge {producer!r} -> {consumer!r}: bytes {nbytes!r} must be an integer >= 0"
                 )
-            sizes[(producer, consumer)] = int(nbytes)
+            if nbytes:
+                sizes[(producer, consumer)] = int(nbytes)
         self._edge_bytes = MappingProxyType(sizes)
         self._levels: dict[str, int] | None = None
         self._hash: str | None = None

@@ -1,0 +1,316 @@
+"""The simulated interpreter of worker effects, and `simulate`: one run of a plan in SimPy.
+
+Each handler turns one effect into SimPy time: CPU work on the worker's processor-sharing CPU,
+transfers through the shared network, store commands, pub/sub, and invocations through the
+warm/cold container pools. No handler decides anything about tasks; the worker logic
+(`worker.branch`) does, exactly as it does for the real executor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from typing import Any, Protocol
+
+import numpy as np
+import simpy
+
+from dag.resources import ResourceConfig
+from sim.costs import CostLedger
+from sim.network import Network
+from sim.platform import Container, ContainerPools, Platform
+from sim.sharing import ProcessorSharing
+from worker.branch import Invocation, Logic, Worker, run_client
+from worker.effects import (
+    Download,
+    Execute,
+    Exists,
+    Incr,
+    Invoke,
+    Now,
+    Parallel,
+    Publish,
+    SetIfAbsent,
+    Sleep,
+    Subscribe,
+    TaskOutput,
+    Upload,
+    WaitFor,
+    Warmup,
+)
+from worker.recording import TraceRecorder
+from worker.schedule import Schedule
+
+CLIENT = "client"
+
+
+class TaskProfiles(Protocol):
+    """Per-task durations and sizes for one simulated run (see `traces.profiles`)."""
+
+    def exec_ms(self, task_id: str, config: ResourceConfig) -> float: ...
+
+    def output_bytes(self, task_id: str) -> int: ...
+
+
+class DriverError(RuntimeError):
+    """The sim driver cannot perform an effect; the message names the worker and effect."""
+
+
+class SimDriver:
+    """Performs worker effects in simulated time.
+
+    Parameters
+    ----------
+    env : simpy.Environment
+        Clock in ms.
+    schedule : Schedule
+    profiles : TaskProfiles
+        exec ms per task and config, output bytes per task.
+    platform : Platform
+    rng : numpy.random.Generator
+        The run's seeded generator (cold-start draws).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        schedule: Schedule,
+        profiles: TaskProfiles,
+        platform: Platform,
+        rng: np.random.Generator,
+    ):
+        self.env = env
+        self.schedule = schedule
+        self.profiles = profiles
+        self.platform = platform
+        self.network = Network(env, platform)
+        self.pools = ContainerPools(env, platform, rng)
+        self.ledger = CostLedger(platform)
+        self.recorder = TraceRecorder(schedule, billing_ms=platform.billing_granularity_ms)
+        self.invocations: list[Invoke] = []
+        self.uploads: list[str] = []
+        self._store: dict[str, int] = {}
+        self._counters: dict[str, int] = {}
+        self._channels: dict[str, simpy.Event] = {}
+        self._cpus: dict[str, ProcessorSharing] = {}
+        self._configs: dict[str, ResourceConfig] = {}
+
+    # -- trampoline -------------------------------------------------------------------------
+
+    def run(self, logic: Logic, invocation: Invocation | None) -> Generator[Any, Any, Any]:
+        """SimPy process body: perform each effect `logic` yields; return its return value."""
+        worker_id = invocation.worker_id if invocation is not None else CLIENT
+        if invocation is not None:
+            self._configs[worker_id] = invocation.config
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = logic.send(value) if error is None else logic.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value = yield from self._perform(worker_id, effect)
+                error = None
+            except DriverError as exc:
+                value, error = None, exc
+
+    def _perform(self, worker_id: str, effect: Any) -> Generator[Any, Any, Any]:
+        if isinstance(effect, Parallel):
+            if all(isinstance(e, Subscribe) for e in effect.effects):
+                for member in effect.effects:  # instantaneous: no processes needed
+                    yield from self._perform(worker_id, member)
+                return [None] * len(effect.effects)
+            processes = [
+                self.env.process(self._perform(worker_id, member)) for member in effect.effects
+            ]
+            done = yield self.env.all_of(processes)
+            return [done[p] for p in processes]
+        handler = HANDLERS.get(type(effect))
+        if handler is None:
+            raise DriverError(
+                f"sim driver has no handler for effect {effect!r} (worker {worker_id!r})"
+            )
+        start = self.env.now
+        result, nbytes = yield from handler(self, worker_id, effect)
+        self.recorder.effect(worker_id, effect, start, self.env.now, nbytes)
+        return result
+
+    # -- workers --------------------------------------------------------------------------
+
+    def config_of(self, worker_id: str) -> ResourceConfig:
+        try:
+            return self._configs[worker_id]
+        except KeyError:
+            raise DriverError(f"worker {worker_id!r} moves data but was never invoked") from None
+
+    def cpu(self, worker_id: str) -> ProcessorSharing:
+        """The worker's CPU: tasks running together share it (each at most its time alone)."""
+        cpu = self._cpus.get(worker_id)
+        if cpu is None:
+            capacity = max(1.0, self.config_of(worker_id).cpus)
+            cpu = ProcessorSharing(self.env, capacity, per_job_cap=1.0, name=f"cpu {worker_id}")
+            self._cpus[worker_id] = cpu
+        return cpu
+
+    def worker_process(self, effect: Invoke, invoked_ms: float) -> Generator[Any, Any, None]:
+        """One invocation: get a container, run the worker's branch, release the container."""
+        invocation = Invocation.from_effect(effect)
+        container: Container = yield from self.pools.acquire(invocation.config)
+        self.recorder.worker_started(
+            invocation.worker_id,
+            invocation.config,
+            startup=container.startup,
+            startup_ms=container.startup_ms,
+            invoked_ms=invoked_ms,
+            ready_ms=self.env.now,
+        )
+        self._configs[invocation.worker_id] = invocation.config
+        yield from Worker(self.schedule, invocation).mock_execute_branch(self)
+        busy_ms = self.pools.release(container)
+        self.ledger.invocation(invocation.config, busy_ms)
+        self.recorder.worker_ended(invocation.worker_id, self.env.now)
+
+    def _channel(self, channel: str) -> simpy.Event:
+        event = self._channels.get(channel)
+        if event is None:
+            event = self._channels[channel] = self.env.event()
+        return event
+
+
+# -- handlers: one per effect; each a SimPy process body returning (result, bytes moved) ----
+
+Handler = Callable[[SimDriver, str, Any], Generator[Any, Any, tuple[Any, int]]]
+
+
+def _execute(driver: SimDriver, worker_id: str, effect: Execute):
+    config = driver.config_of(worker_id)
+    exec_ms = float(driver.profiles.exec_ms(effect.task_id, config))
+    if not (math.isfinite(exec_ms) and exec_ms >= 0):
+        raise DriverError(f"profile gives exec_ms={exec_ms!r} for task {effect.task_id!r}")
+    if exec_ms > 0:
+        yield driver.cpu(worker_id).serve(exec_ms)
+    nbytes = int(driver.profiles.output_bytes(effect.task_id))
+    return TaskOutput(None, nbytes), nbytes
+
+
+def _download(driver: SimDriver, worker_id: str, effect: Download):
+    nbytes = driver._store.get(effect.key)
+    if nbytes is None:
+        raise DriverError(f"worker {worker_id!r} downloads missing key {effect.key!r}")
+    if worker_id != CLIENT:
+        yield from driver.network.transfer(worker_id, driver.config_of(worker_id), nbytes, "down")
+    return None, nbytes
+
+
+def _upload(driver: SimDriver, worker_id: str, effect: Upload):
+    yield from driver.network.transfer(worker_id, driver.config_of(worker_id), effect.nbytes, "up")
+    driver._store[effect.key] = effect.nbytes
+    driver.uploads.append(effect.key)
+    return None, effect.nbytes
+
+
+def _incr(driver: SimDriver, worker_id: str, effect: Incr):
+    yield from driver.network.store_op()
+    count = driver._counters.get(effect.counter, 0) + 1
+    driver._counters[effect.counter] = count
+    return count, 0
+
+
+def _set_if_absent(driver: SimDriver, worker_id: str, effect: SetIfAbsent):
+    yield from driver.network.store_op()
+    if effect.key in driver._store:
+        return False, 0
+    driver._store[effect.key] = 0
+    return True, 0
+
+
+def _exists(driver: SimDriver, worker_id: str, effect: Exists):
+    yield from driver.network.store_op()
+    return effect.key in driver._store, 0
+
+
+def _subscribe(driver: SimDriver, worker_id: str, effect: Subscribe):
+    driver._channel(effect.channel)
+    return None, 0
+    yield  # a process body, though subscribing takes no simulated time
+
+
+def _publish(driver: SimDriver, worker_id: str, effect: Publish):
+    yield from driver.network.publish()
+    event = driver._channel(effect.channel)
+    if not event.triggered:
+        event.succeed()
+    return None, 0
+
+
+def _wait_for(driver: SimDriver, worker_id: str, effect: WaitFor):
+    event = driver._channel(effect.channel)
+    if not event.processed:
+        yield event
+    return None, 0
+
+
+def _invoke(driver: SimDriver, worker_id: str, effect: Invoke):
+    invoked_ms = driver.env.now
+    driver.invocations.append(effect)
+    if driver.platform.invoke_latency_ms > 0:
+        yield driver.env.timeout(driver.platform.invoke_latency_ms)
+    driver.env.process(driver.worker_process(effect, invoked_ms))
+    return None, 0
+
+
+def _warmup(driver: SimDriver, worker_id: str, effect: Warmup):
+    driver.env.process(driver.pools.prewarm(effect.config))
+    return None, 0
+    yield
+
+
+def _sleep(driver: SimDriver, worker_id: str, effect: Sleep):
+    if effect.ms > 0:
+        yield driver.env.timeout(effect.ms)
+    return None, 0
+
+
+def _now(driver: SimDriver, worker_id: str, effect: Now):
+    return driver.env.now, 0
+    yield
+
+
+HANDLERS: dict[type, Handler] = {
+    Execute: _execute,
+    Download: _download,
+    Upload: _upload,
+    Incr: _incr,
+    SetIfAbsent: _set_if_absent,
+    Exists: _exists,
+    Subscribe: _subscribe,
+    Publish: _publish,
+    WaitFor: _wait_for,
+    Invoke: _invoke,
+    Warmup: _warmup,
+    Sleep: _sleep,
+    Now: _now,
+}
+
+
+def run_simulation(
+    schedule: Schedule, profiles: TaskProfiles, platform: Platform, seed: int | None
+) -> SimDriver:
+    """Run the client and every worker it starts to completion; returns the finished driver.
+
+    Raises
+    ------
+    DriverError
+        If the run ends with tasks that never executed (a deadlock), naming some of them.
+    """
+    env = simpy.Environment()
+    driver = SimDriver(env, schedule, profiles, platform, np.random.default_rng(seed))
+    env.process(driver.run(run_client(schedule, fetch_results=False), None))
+    env.run()
+    missing = set(schedule.dag) - driver.recorder.executed()
+    if missing:
+        raise DriverError(
+            f"simulation ended with {len(missing)} task(s) never executed, e.g. {sorted(missing)[:5]}"
+        )
+    return driver

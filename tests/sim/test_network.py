@@ -1,0 +1,115 @@
+"""Network: transfer time from latency and shared bandwidth; counters."""
+
+import pytest
+import simpy
+
+from dag import ResourceConfig
+from sim import Network, Platform
+
+CONFIG = ResourceConfig(1024)
+
+
+def slow_platform(**overrides):
+    """Store 1000 bytes/ms, worker links 4000 bytes/ms, 2 ms per store op."""
+    values = dict(
+        store_op_ms=2.0,
+        store_bandwidth_bytes_per_ms=1000.0,
+        link_bytes_per_ms_per_gb=4000.0,
+        link_max_bytes_per_ms=4000.0,
+    )
+    values.update(overrides)
+    return Platform(name="slow", **values)
+
+
+def run_transfers(platform, transfers):
+    """Run (worker, nbytes, direction) transfers started together; return elapsed ms of each."""
+    env = simpy.Environment()
+    network = Network(env, platform)
+    elapsed = [None] * len(transfers)
+
+    def one(i, worker, nbytes, direction):
+        elapsed[i] = yield from network.transfer(worker, CONFIG, nbytes, direction)
+
+    for i, (worker, nbytes, direction) in enumerate(transfers):
+        env.process(one(i, worker, nbytes, direction))
+    env.run()
+    return network, elapsed
+
+
+def test_transfer_alone_is_latency_plus_bytes_over_bandwidth():
+    """A lone transfer takes store_op_ms + bytes / min(link, store) bandwidth."""
+    network, elapsed = run_transfers(slow_platform(), [("w0", 10_000, "down")])
+    assert elapsed == [pytest.approx(2.0 + 10_000 / 1000.0)]
+    assert network.ideal_transfer_ms(CONFIG, 10_000) == pytest.approx(elapsed[0])
+
+
+def test_worker_link_can_be_the_bottleneck():
+    """When the worker's link is slower than the store's, it sets the transfer time."""
+    platform = slow_platform(store_bandwidth_bytes_per_ms=1e6)
+    _network, elapsed = run_transfers(platform, [("w0", 8_000, "up")])
+    assert elapsed == [pytest.approx(2.0 + 8_000 / 4000.0)]
+
+
+def test_concurrent_transfers_share_the_store():
+    """Two transfers from different workers through the same store each get half its rate."""
+    transfers = [("w0", 10_000, "down"), ("w1", 10_000, "up")]
+    _network, elapsed = run_transfers(slow_platform(), transfers)
+    assert elapsed == [pytest.approx(2.0 + 20_000 / 1000.0)] * 2
+
+
+def test_same_worker_transfers_share_its_link():
+    """Two transfers of one worker share its link (store made fast)."""
+    platform = slow_platform(store_bandwidth_bytes_per_ms=1e9)
+    transfers = [("w0", 4_000, "down"), ("w0", 4_000, "down")]
+    _network, elapsed = run_transfers(platform, transfers)
+    assert elapsed == [pytest.approx(2.0 + 8_000 / 4000.0)] * 2
+
+
+def test_ideal_transfer_takes_no_time():
+    """On the ideal preset a transfer of any size takes 0 ms."""
+    _network, elapsed = run_transfers(Platform.preset("ideal"), [("w0", 10**9, "down")])
+    assert elapsed == [0.0]
+
+
+def test_counters_track_bytes_and_ops():
+    """bytes_up / bytes_down follow the direction; every transfer is a store op."""
+    network, _ = run_transfers(
+        slow_platform(), [("w0", 5, "up"), ("w1", 7, "down"), ("w1", 0, "down")]
+    )
+    assert (network.bytes_up, network.bytes_down) == (5, 7)
+    assert (network.n_transfers, network.n_store_ops) == (3, 3)
+
+
+def test_store_op_and_publish_cost_latency_only():
+    """A store command costs store_op_ms; a publish costs pubsub_ms."""
+    env = simpy.Environment()
+    network = Network(env, slow_platform(pubsub_ms=3.0))
+    times = []
+
+    def body():
+        times.append((yield from network.store_op()))
+        times.append((yield from network.publish()))
+
+    env.process(body())
+    env.run()
+    assert times == [2.0, 3.0]
+    assert env.now == 5.0
+    assert (network.n_store_ops, network.n_publishes) == (1, 1)
+
+
+def test_link_bandwidth_follows_memory():
+    """A worker's link is created with its config's bandwidth, and its config is fixed."""
+    platform = Platform.preset("aws-lambda")
+    network = Network(simpy.Environment(), platform)
+    assert network.link("a", ResourceConfig(128)).capacity == pytest.approx(6250.0)
+    assert network.link("b", ResourceConfig(10240)).capacity == pytest.approx(75000.0)
+    with pytest.raises(ValueError, match="'a'"):
+        network.link("a", ResourceConfig(2048))
+
+
+@pytest.mark.parametrize(("nbytes", "direction"), [(-1, "up"), (1.5, "up"), (3, "sideways")])
+def test_bad_transfer_rejected(nbytes, direction):
+    """A negative or fractional size, or an unknown direction, raises ValueError naming the worker."""
+    network = Network(simpy.Environment(), slow_platform())
+    with pytest.raises(ValueError, match="w9"):
+        next(network.transfer("w9", CONFIG, nbytes, direction))

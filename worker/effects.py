@@ -1,0 +1,178 @@
+"""Effects: the requests a worker's logic makes of its driver.
+
+One small frozen class per verb, with no behaviour. The worker yields an effect and receives its
+result (or an exception thrown in at the ``yield``). Every effect may carry the ``task_id`` it
+works for, so a driver can attribute its time to that task in the trace.
+
+Keys and channels are plain strings local to one run; drivers namespace them by run id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dag.resources import ResourceConfig
+
+
+def _check_nbytes(nbytes: int, what: str) -> None:
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+        raise ValueError(f"{what}: nbytes={nbytes!r} must be an integer >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutput:
+    """A task's result and its serialised size in bytes (the simulator's value is None)."""
+
+    value: Any
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Execute:
+    """Run `task_id`'s function on `inputs` (producer id -> value). Result: a TaskOutput."""
+
+    task_id: str
+    inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Download:
+    """Read the value stored at `key`. Result: the value."""
+
+    key: str
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upload:
+    """Store `value` (of `nbytes` serialised bytes) at `key`. Result: None."""
+
+    key: str
+    value: Any = field(compare=False)
+    nbytes: int
+    task_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_nbytes(self.nbytes, f"Upload of {self.key!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Incr:
+    """Atomically add one to `counter`. Result: the new count."""
+
+    counter: str
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetIfAbsent:
+    """Atomically set `key` to `value` unless it exists. Result: True if this call set it."""
+
+    key: str
+    value: Any = field(default=1, compare=False)
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Exists:
+    """Whether `key` is stored. Result: bool."""
+
+    key: str
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscribe:
+    """Start listening on `channel`, so a later WaitFor misses no message. Result: None."""
+
+    channel: str
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Publish:
+    """Announce `message` on `channel` to its subscribers. Result: None."""
+
+    channel: str
+    message: str = ""
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitFor:
+    """Block until a message arrives on a subscribed `channel` (or arrived since Subscribe)."""
+
+    channel: str
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invoke:
+    """Start worker `worker_id` of `config` asynchronously, running from `start_tasks`."""
+
+    worker_id: str
+    config: ResourceConfig
+    start_tasks: tuple[str, ...]
+    task_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.start_tasks:
+            raise ValueError(f"Invoke of worker {self.worker_id!r} names no start task")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Warmup:
+    """Send a warm-up invocation to the pool of `config` (pre-warm). Result: None."""
+
+    config: ResourceConfig
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sleep:
+    """Wait `ms` milliseconds. Result: None."""
+
+    ms: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.ms) and self.ms >= 0):
+            raise ValueError(f"Sleep ms={self.ms!r} must be finite and >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Now:
+    """The driver's clock in ms since run start. Result: float."""
+
+
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """Perform `effects` concurrently. Result: their results, in order."""
+
+    effects: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "effects", tuple(self.effects))
+        for effect in self.effects:
+            if isinstance(effect, Parallel):
+                raise ValueError("Parallel may not nest another Parallel")
+
+
+EFFECTS = (
+    Execute,
+    Download,
+    Upload,
+    Incr,
+    SetIfAbsent,
+    Exists,
+    Subscribe,
+    Publish,
+    WaitFor,
+    Invoke,
+    Warmup,
+    Sleep,
+    Now,
+    Parallel,
+)

@@ -1,0 +1,200 @@
+"""Trace recording shared by every driver: effect timings in, trace-schema rows out.
+
+A driver reports each effect it performed with its start and end (ms from run start) and the
+bytes it moved; the recorder attributes them to tasks and workers. It reads no clock itself, so
+a simulated run and a real run produce the same columns and compare by a join.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from dag.resources import ResourceConfig
+from worker.effects import Download, Execute, Incr, Invoke, Publish, SetIfAbsent, Upload
+from worker.schedule import Schedule
+
+_COORDINATION = (Incr, Publish, SetIfAbsent, Invoke)
+
+
+@dataclass
+class _TaskTimes:
+    worker_id: str
+    download_start_ms: float = math.inf
+    inputs_done_ms: float = -math.inf
+    download_bytes: int = 0
+    exec_start_ms: float = math.nan
+    exec_done_ms: float = math.nan
+    output_bytes: int = 0
+    upload_ms: float = 0.0
+    upload_end_ms: float = -math.inf
+    dc_ms: float = 0.0
+    dc_end_ms: float = -math.inf
+    startup: str = "none"
+    startup_ms: float = 0.0
+    duplicated: bool = False
+    streamed: bool = False
+
+
+@dataclass
+class _WorkerTimes:
+    config: ResourceConfig
+    startup: str
+    startup_ms: float
+    invoked_ms: float
+    ready_ms: float
+    end_ms: float = math.nan
+    ran_task: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TraceRecorder:
+    """Collects one run's effect timings and turns them into task and worker rows.
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The plan read against its DAG (for dependencies and function names).
+    billing_ms : float
+        Billing granularity for ``billed_ms`` (1 ms on AWS Lambda).
+    """
+
+    def __init__(self, schedule: Schedule, *, billing_ms: float = 1.0):
+        self.schedule = schedule
+        self.billing_ms = billing_ms
+        self._tasks: dict[str, _TaskTimes] = {}
+        self._workers: dict[str, _WorkerTimes] = {}
+
+    # -- driver callbacks -----------------------------------------------------------------
+
+    def worker_started(
+        self,
+        worker_id: str,
+        config: ResourceConfig,
+        *,
+        startup: str,
+        startup_ms: float,
+        invoked_ms: float,
+        ready_ms: float,
+    ) -> None:
+        """A container for `worker_id` is running its logic from `ready_ms`."""
+        self._workers[worker_id] = _WorkerTimes(config, startup, startup_ms, invoked_ms, ready_ms)
+
+    def worker_ended(self, worker_id: str, end_ms: float) -> None:
+        self._workers[worker_id].end_ms = end_ms
+
+    def effect(
+        self, worker_id: str, effect: Any, start_ms: float, end_ms: float, nbytes: int = 0
+    ) -> None:
+        """Attribute one performed effect (never a Parallel: report its members)."""
+        task_id = getattr(effect, "task_id", None)
+        if task_id is None:
+            return
+        if isinstance(effect, Execute):
+            times = self._tasks.setdefault(task_id, _TaskTimes(worker_id))
+            times.worker_id = worker_id
+            times.exec_start_ms, times.exec_done_ms = start_ms, end_ms
+            times.output_bytes = nbytes
+            worker = self._workers.get(worker_id)
+            if worker is not None and not worker.ran_task:
+                worker.ran_task = True
+                times.startup, times.startup_ms = worker.startup, worker.startup_ms
+            return
+        times = self._tasks.setdefault(task_id, _TaskTimes(worker_id))
+        if isinstance(effect, Download):
+            times.download_start_ms = min(times.download_start_ms, start_ms)
+            times.inputs_done_ms = max(times.inputs_done_ms, end_ms)
+            times.download_bytes += nbytes
+        elif isinstance(effect, Upload):
+            times.upload_ms += end_ms - start_ms
+            times.upload_end_ms = max(times.upload_end_ms, end_ms)
+        elif isinstance(effect, _COORDINATION):
+            times.dc_ms += end_ms - start_ms
+            times.dc_end_ms = max(times.dc_end_ms, end_ms)
+
+    # -- results --------------------------------------------------------------------------
+
+    def executed(self) -> set[str]:
+        """Ids of tasks whose Execute was recorded."""
+        return {t for t, times in self._tasks.items() if not math.isnan(times.exec_done_ms)}
+
+    def task_rows(self) -> list[dict[str, Any]]:
+        """One dict per executed task, in topological order, with trace-schema columns."""
+        dag = self.schedule.dag
+        rows: list[dict[str, Any]] = []
+        available: dict[str, float] = {}
+        for task_id in dag.topological_order():
+            times = self._tasks.get(task_id)
+            if times is None or math.isnan(times.exec_done_ms):
+                continue
+            deps = dag.predecessors(task_id)
+            ready_ms = 0.0
+            for dep in deps:
+                dep_times = self._tasks.get(dep)
+                if dep_times is None:
+                    continue
+                local = dep_times.worker_id == times.worker_id
+                ready_ms = max(
+                    ready_ms,
+                    dep_times.exec_done_ms
+                    if local or dep_times.upload_end_ms < 0
+                    else dep_times.upload_end_ms,
+                )
+            downloaded = times.download_start_ms != math.inf
+            start_ms = times.download_start_ms if downloaded else times.exec_start_ms
+            inputs_done_ms = times.inputs_done_ms if downloaded else times.exec_start_ms
+            end_ms = max(times.exec_done_ms, times.upload_end_ms, times.dc_end_ms)
+            available[task_id] = times.output_bytes
+            config = self._workers[times.worker_id].config if times.worker_id in self._workers else (
+                self.schedule.config_of[task_id]
+            )
+            rows.append(
+                {
+                    "task_id": task_id,
+                    "function": dag[task_id].function,
+                    "worker_id": times.worker_id,
+                    "memory_mb": config.memory_mb,
+                    "cpus": config.cpus,
+                    "attempt": 0,
+                    "ready_ms": ready_ms,
+                    "start_ms": start_ms,
+                    "inputs_done_ms": inputs_done_ms,
+                    "exec_done_ms": times.exec_done_ms,
+                    "end_ms": end_ms,
+                    "startup": times.startup,
+                    "startup_ms": times.startup_ms,
+                    "input_bytes": sum(available.get(d, 0) for d in deps),
+                    "download_bytes": times.download_bytes,
+                    "download_ms": inputs_done_ms - start_ms,
+                    "exec_ms": times.exec_done_ms - times.exec_start_ms,
+                    "output_bytes": times.output_bytes,
+                    "upload_ms": times.upload_ms,
+                    "dc_ms": times.dc_ms,
+                    "duplicated": times.duplicated,
+                    "streamed": times.streamed,
+                }
+            )
+        return rows
+
+    def worker_rows(self) -> list[dict[str, Any]]:
+        """One dict per worker invocation, with trace-schema columns."""
+        rows = []
+        for worker_id, times in self._workers.items():
+            started_ms = times.ready_ms - times.startup_ms
+            billed = max(times.end_ms - started_ms, 0.0)
+            billed = math.ceil(billed / self.billing_ms - 1e-9) * self.billing_ms
+            rows.append(
+                {
+                    "worker_id": worker_id,
+                    "memory_mb": times.config.memory_mb,
+                    "cpus": times.config.cpus,
+                    "startup": times.startup,
+                    "startup_ms": times.startup_ms,
+                    "invoked_ms": times.invoked_ms,
+                    "ready_ms": times.ready_ms,
+                    "end_ms": times.end_ms,
+                    "billed_ms": billed,
+                }
+            )
+        return rows

@@ -1,0 +1,113 @@
+"""What a plan means for each task, precomputed once per run: a pure function of DAG and plan.
+
+The tables here are read by the worker logic; they hold no state that changes during a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from dag.graph import DAG
+from dag.plan import Plan
+from dag.resources import ResourceConfig
+
+FLEXIBLE_PREFIX = "flex-"
+
+
+def output_key(task_id: str) -> str:
+    """Store key of a task's output."""
+    return f"out:{task_id}"
+
+
+def counter_key(task_id: str) -> str:
+    """Store key of a task's dependency counter."""
+    return f"deps:{task_id}"
+
+
+def started_key(worker_id: str) -> str:
+    """Store key set (if absent) by whoever starts a fixed worker, so it starts once."""
+    return f"started:{worker_id}"
+
+
+def done_channel(task_id: str) -> str:
+    """Pub/sub channel announcing that a task's output is stored."""
+    return f"done:{task_id}"
+
+
+def flexible_worker_id(task_id: str) -> str:
+    """Id of the flexible worker started for `task_id` (each flexible task starts at most one)."""
+    return f"{FLEXIBLE_PREFIX}{task_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A plan read against its DAG: per-task worker, config, local order, counted dependencies.
+
+    Attributes
+    ----------
+    dag, plan
+        The inputs (the plan is validated against the DAG).
+    worker_of : mapping task id -> fixed worker id, or None for a flexible task
+    config_of : mapping task id -> ResourceConfig
+    local_order : mapping fixed worker id -> its tasks in the DAG's topological order
+    counted : mapping task id -> the producers that increment its dependency counter: those on
+        another worker (all of them for a flexible task). A task whose count reaches
+        ``len(counted[t])`` is ready to be started by whoever observed it.
+    """
+
+    dag: DAG
+    plan: Plan
+    worker_of: Mapping[str, str | None]
+    config_of: Mapping[str, ResourceConfig]
+    local_order: Mapping[str, tuple[str, ...]]
+    counted: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, dag: DAG, plan: Plan) -> Schedule:
+        plan.validate(dag)
+        worker_of = {t: plan[t].worker_id for t in dag}
+        config_of = {t: plan[t].config for t in dag}
+        local: dict[str, list[str]] = {}
+        for task_id in dag.topological_order():
+            worker_id = worker_of[task_id]
+            if worker_id is not None:
+                if worker_id.startswith(FLEXIBLE_PREFIX):
+                    raise ValueError(
+                        f"plan puts task {task_id!r} on worker {worker_id!r}: the prefix "
+                        f"{FLEXIBLE_PREFIX!r} is reserved for flexible workers"
+                    )
+                local.setdefault(worker_id, []).append(task_id)
+        counted = {
+            t: tuple(
+                d for d in dag.predecessors(t) if worker_of[t] is None or worker_of[d] != worker_of[t]
+            )
+            for t in dag
+        }
+        return cls(
+            dag=dag,
+            plan=plan,
+            worker_of=MappingProxyType(worker_of),
+            config_of=MappingProxyType(config_of),
+            local_order=MappingProxyType({w: tuple(ts) for w, ts in local.items()}),
+            counted=MappingProxyType(counted),
+        )
+
+    def is_local(self, worker_id: str, task_id: str) -> bool:
+        """Whether `task_id` is planned on the fixed worker `worker_id`."""
+        return self.worker_of[task_id] == worker_id
+
+    def initial_workers(self) -> list[tuple[str, ResourceConfig, str]]:
+        """(worker id, config, start task) for every worker the client starts: fixed workers
+        holding a source task, and one flexible worker per flexible source."""
+        starts: list[tuple[str, ResourceConfig, str]] = []
+        seen: set[str] = set()
+        for task_id in self.dag.sources:
+            worker_id = self.worker_of[task_id]
+            if worker_id is None:
+                starts.append((flexible_worker_id(task_id), self.config_of[task_id], task_id))
+            elif worker_id not in seen:
+                seen.add(worker_id)
+                starts.append((worker_id, self.config_of[task_id], task_id))
+        return starts
