@@ -34,7 +34,11 @@ def _check(name: str, value: float, low: float, high: float = math.inf, *, open_
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     ok = ok and (low < value if open_low else low <= value) and value <= high
     if not ok:
-        bounds = (">" if open_low else ">=") + f" {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+        bounds = (
+            (">" if open_low else ">=")
+            + f" {low:g}"
+            + (f" and <= {high:g}" if high < math.inf else "")
+        )
         raise ValueError(f"layered_dag {name}={value!r} must be a number {bounds}")
 
 

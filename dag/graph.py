@@ -199,6 +199,10 @@ class DAG:
         self._levels: dict[str, int] | None = None
         self._hash: str | None = None
 
+    def __reduce__(self):
+        # Read-only mapping views do not pickle; rebuilding re-validates, which is cheap.
+        return (_rebuild_dag, (list(self._tasks.values()), dict(self._edge_bytes), self.name))
+
     # -- construction helpers -------------------------------------------------------------
 
     def _kahn_order(self) -> tuple[str, ...]:
@@ -475,3 +479,7 @@ class DAG:
         if runtime_ms is not None:
             summary["critical_path_ms"] = round(self.critical_path(runtime_ms)[0], 3)
         return summary
+
+
+def _rebuild_dag(tasks: list[Task], edge_bytes: dict[tuple[str, str], int], name: str) -> DAG:
+    return DAG(tasks, edge_bytes, name=name)

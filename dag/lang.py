@@ -394,8 +394,7 @@ def _output_refs(refs: Any, found: list[TaskRef]) -> Any:
     def leaf(value: Any) -> Any:
         if not isinstance(value, TaskRef):
             raise TypeError(
-                f"build() outputs must be task references (calls of @task functions), "
-                f"got {value!r}"
+                f"build() outputs must be task references (calls of @task functions), got {value!r}"
             )
         found.append(value)
         return value

@@ -91,6 +91,9 @@ class Optimization:
             object.__setattr__(self, "tasks", frozenset(self.tasks))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
 
+    def __reduce__(self):
+        return (Optimization, (self.name, self.tasks, dict(self.params)))
+
     def applies_to(self, task_id: str) -> bool:
         return self.tasks is None or task_id in self.tasks
 
@@ -126,6 +129,12 @@ class Plan:
         self.optimizations = tuple(optimizations)
         self.planner = planner
         self.predicted = predicted
+
+    def __reduce__(self):
+        return (
+            _rebuild_plan,
+            (dict(self._placements), self.optimizations, self.planner, self.predicted),
+        )
 
     @property
     def placements(self) -> Mapping[str, Placement]:
@@ -196,3 +205,7 @@ class Plan:
                 if task_id not in dag:
                     raise PlanError(f"optimization {opt.name!r} names unknown task {task_id!r}")
         return self
+
+
+def _rebuild_plan(placements, optimizations, planner, predicted) -> Plan:
+    return Plan(placements, optimizations, planner=planner, predicted=predicted)

@@ -76,7 +76,9 @@ class ProfiledDAG:
         if not isinstance(self.dag, DAG):
             raise ValueError(f"{type(self).__name__} expects a DAG, got {self.dag!r}")
         object.__setattr__(
-            self, "runtime_ms", check_profile(self.dag, self.runtime_ms, "runtime_ms", integer=False)
+            self,
+            "runtime_ms",
+            check_profile(self.dag, self.runtime_ms, "runtime_ms", integer=False),
         )
         object.__setattr__(
             self,

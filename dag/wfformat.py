@@ -129,7 +129,9 @@ class _Reader:
             raise self.error(f"{where}: missing required field {key!r}")
         value = obj[key]
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise self.error(f"{where}: field {key!r} is {type(value).__name__}, expected {_kind(kind)}")
+            raise self.error(
+                f"{where}: field {key!r} is {type(value).__name__}, expected {_kind(kind)}"
+            )
         return value
 
     def id_list(self, obj: Mapping[str, Any], key: str, where: str) -> list[str]:
@@ -145,7 +147,9 @@ class _Reader:
         name = self.need(doc, "name", str, "instance")
         version = self.need(doc, "schemaVersion", str, "instance")
         if version != SCHEMA_VERSION:
-            raise self.error(f"schemaVersion {version!r} is not supported (only {SCHEMA_VERSION!r})")
+            raise self.error(
+                f"schemaVersion {version!r} is not supported (only {SCHEMA_VERSION!r})"
+            )
         workflow = self.need(doc, "workflow", Mapping, "instance")
         spec = self.need(workflow, "specification", Mapping, "workflow")
         sizes = self.files(spec)

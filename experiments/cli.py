@@ -17,7 +17,7 @@ class UsageError(Exception):
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from experiments.quickstart import run_quickstart
 
-    run_quickstart()
+    print(run_quickstart())
     return 0
 
 

@@ -117,10 +117,9 @@ class SimDriver:
 
     def _perform(self, worker_id: str, effect: Any) -> Generator[Any, Any, Any]:
         if isinstance(effect, Parallel):
-            if all(isinstance(e, Subscribe) for e in effect.effects):
-                for member in effect.effects:  # instantaneous: no processes needed
-                    yield from self._perform(worker_id, member)
-                return [None] * len(effect.effects)
+            kinds = {type(member) for member in effect.effects}
+            if len(kinds) == 1 and kinds <= _UNIFORM_LATENCY:
+                return (yield from self._perform_together(worker_id, effect.effects))
             processes = [
                 self.env.process(self._perform(worker_id, member)) for member in effect.effects
             ]
@@ -135,6 +134,27 @@ class SimDriver:
         result, nbytes = yield from handler(self, worker_id, effect)
         self.recorder.effect(worker_id, effect, start, self.env.now, nbytes)
         return result
+
+    def _perform_together(self, worker_id: str, effects: tuple[Any, ...]):
+        """Same-kind effects of equal latency, concurrently: one wait, then each applies in
+        order (a shortcut for SimPy's sake; the outcome equals one process per effect)."""
+        start = self.env.now
+        kind = type(effects[0])
+        if kind is Invoke:
+            latency = self.platform.invoke_latency_ms
+        elif kind is Subscribe:
+            latency = 0.0
+        else:
+            latency = self.platform.store_op_ms
+            self.network.n_store_ops += len(effects)
+        if latency > 0:
+            yield self.env.timeout(latency)
+        results = []
+        for effect in effects:
+            result = _APPLY[kind](self, worker_id, effect, start)
+            self.recorder.effect(worker_id, effect, start, self.env.now, 0)
+            results.append(result)
+        return results
 
     # -- workers --------------------------------------------------------------------------
 
@@ -170,6 +190,11 @@ class SimDriver:
         busy_ms = self.pools.release(container)
         self.ledger.invocation(invocation.config, busy_ms)
         self.recorder.worker_ended(invocation.worker_id, self.env.now)
+
+    def prewarm_process(self, config: ResourceConfig) -> Generator[Any, Any, None]:
+        """A warm-up invocation: billed like any other, it leaves an idle warm container."""
+        container: Container = yield from self.pools.prewarm(config)
+        self.ledger.invocation(config, container.invocations[-1].duration_ms)
 
     def _channel(self, channel: str) -> simpy.Event:
         event = self._channels.get(channel)
@@ -210,28 +235,53 @@ def _upload(driver: SimDriver, worker_id: str, effect: Upload):
     return None, effect.nbytes
 
 
-def _incr(driver: SimDriver, worker_id: str, effect: Incr):
-    yield from driver.network.store_op()
+def _apply_incr(driver: SimDriver, worker_id: str, effect: Incr, start_ms: float) -> int:
     count = driver._counters.get(effect.counter, 0) + 1
     driver._counters[effect.counter] = count
-    return count, 0
+    return count
 
 
-def _set_if_absent(driver: SimDriver, worker_id: str, effect: SetIfAbsent):
-    yield from driver.network.store_op()
+def _apply_set_if_absent(
+    driver: SimDriver, worker_id: str, effect: SetIfAbsent, start_ms: float
+) -> bool:
     if effect.key in driver._store:
-        return False, 0
+        return False
     driver._store[effect.key] = 0
-    return True, 0
+    return True
 
 
-def _exists(driver: SimDriver, worker_id: str, effect: Exists):
+def _apply_exists(driver: SimDriver, worker_id: str, effect: Exists, start_ms: float) -> bool:
+    return effect.key in driver._store
+
+
+def _apply_subscribe(driver: SimDriver, worker_id: str, effect: Subscribe, start_ms: float) -> None:
+    driver._channel(effect.channel)
+
+
+def _apply_invoke(driver: SimDriver, worker_id: str, effect: Invoke, start_ms: float) -> None:
+    driver.invocations.append(effect)
+    driver.env.process(driver.worker_process(effect, start_ms))
+
+
+_APPLY = {
+    Incr: _apply_incr,
+    SetIfAbsent: _apply_set_if_absent,
+    Exists: _apply_exists,
+    Subscribe: _apply_subscribe,
+    Invoke: _apply_invoke,
+}
+_UNIFORM_LATENCY = frozenset(_APPLY)
+
+
+def _store_command(driver: SimDriver, worker_id: str, effect: Any):
+    """INCR, SETNX, EXISTS: one store round trip, then the command takes effect."""
+    start = driver.env.now
     yield from driver.network.store_op()
-    return effect.key in driver._store, 0
+    return _APPLY[type(effect)](driver, worker_id, effect, start), 0
 
 
 def _subscribe(driver: SimDriver, worker_id: str, effect: Subscribe):
-    driver._channel(effect.channel)
+    _apply_subscribe(driver, worker_id, effect, driver.env.now)
     return None, 0
     yield  # a process body, though subscribing takes no simulated time
 
@@ -252,16 +302,16 @@ def _wait_for(driver: SimDriver, worker_id: str, effect: WaitFor):
 
 
 def _invoke(driver: SimDriver, worker_id: str, effect: Invoke):
+    """The invoker waits for the API call; the worker starts once the request arrives."""
     invoked_ms = driver.env.now
-    driver.invocations.append(effect)
     if driver.platform.invoke_latency_ms > 0:
         yield driver.env.timeout(driver.platform.invoke_latency_ms)
-    driver.env.process(driver.worker_process(effect, invoked_ms))
+    _apply_invoke(driver, worker_id, effect, invoked_ms)
     return None, 0
 
 
 def _warmup(driver: SimDriver, worker_id: str, effect: Warmup):
-    driver.env.process(driver.pools.prewarm(effect.config))
+    driver.env.process(driver.prewarm_process(effect.config))
     return None, 0
     yield
 
@@ -281,9 +331,9 @@ HANDLERS: dict[type, Handler] = {
     Execute: _execute,
     Download: _download,
     Upload: _upload,
-    Incr: _incr,
-    SetIfAbsent: _set_if_absent,
-    Exists: _exists,
+    Incr: _store_command,
+    SetIfAbsent: _store_command,
+    Exists: _store_command,
     Subscribe: _subscribe,
     Publish: _publish,
     WaitFor: _wait_for,

@@ -198,17 +198,16 @@ def fixed_worker(schedule: Schedule, me: Invocation) -> Logic:
 def flexible_worker(schedule: Schedule, me: Invocation) -> Logic:
     """A flexible worker: run its start task, then each continuation, until there is none."""
     (task_id,) = me.start_tasks
-    carried: dict[str, Any] = {}
+    local: dict[str, Any] = {}  # outputs this worker produced stay in its memory
     while task_id is not None:
         deps = schedule.dag.predecessors(task_id)
-        remote = [d for d in deps if d not in carried]
+        remote = [d for d in deps if d not in local]
         # A flexible task is started only once all its inputs are stored: no waiting.
         fetched = yield from fetch_inputs(schedule, task_id, remote, wait=False)
-        inputs = {d: fetched[d] if d in fetched else carried[d] for d in deps}
+        inputs = {d: fetched[d] if d in fetched else local[d] for d in deps}
         output = yield from execute(task_id, inputs)
-        next_task = yield from complete(schedule, task_id, output, me)
-        carried = {task_id: output.value} if next_task is not None else {}
-        task_id = next_task
+        local[task_id] = output.value
+        task_id = yield from complete(schedule, task_id, output, me)
 
 
 def run_worker(schedule: Schedule, me: Invocation) -> Logic:

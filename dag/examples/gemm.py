@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from dag.examples.base import FLOAT_BYTES, CostBook, ExampleWorkflow, assert_close, make_example
-from dag.examples.base import require_int, split_bounds
+from dag.examples.base import (
+    FLOAT_BYTES,
+    CostBook,
+    ExampleWorkflow,
+    assert_close,
+    make_example,
+    require_int,
+    split_bounds,
+)
 from dag.lang import task
 
 
@@ -60,7 +67,12 @@ def gemm(*, n: int = 256, blocks: int = 4, seed: int = 0) -> ExampleWorkflow:
     def source(matrix: int, i: int, j: int):
         elems = sizes[i] * sizes[j]
         ref = generate_block(seed, matrix, i, j, sizes[i], sizes[j])
-        return book.note(ref, output_bytes=elems * FLOAT_BYTES, flops=20 * elems, bytes_touched=elems * FLOAT_BYTES)
+        return book.note(
+            ref,
+            output_bytes=elems * FLOAT_BYTES,
+            flops=20 * elems,
+            bytes_touched=elems * FLOAT_BYTES,
+        )
 
     a = [[source(0, i, k) for k in range(blocks)] for i in range(blocks)]
     b = [[source(1, k, j) for j in range(blocks)] for k in range(blocks)]
@@ -74,16 +86,37 @@ def gemm(*, n: int = 256, blocks: int = 4, seed: int = 0) -> ExampleWorkflow:
                 touched = (sizes[i] * sizes[k] + sizes[k] * sizes[j]) * FLOAT_BYTES + out_bytes
                 ref = multiply(a[i][k], b[k][j])
                 flops = 2 * sizes[i] * sizes[j] * sizes[k]
-                parts.append(book.note(ref, output_bytes=out_bytes, flops=flops, bytes_touched=touched))
+                parts.append(
+                    book.note(ref, output_bytes=out_bytes, flops=flops, bytes_touched=touched)
+                )
             total = sum_blocks(parts)
             flops = blocks * sizes[i] * sizes[j]
-            row.append(book.note(total, output_bytes=out_bytes, flops=flops, bytes_touched=(blocks + 1) * out_bytes))
+            row.append(
+                book.note(
+                    total,
+                    output_bytes=out_bytes,
+                    flops=flops,
+                    bytes_touched=(blocks + 1) * out_bytes,
+                )
+            )
         grid.append(row)
-    c = book.note(assemble(grid), output_bytes=n * n * FLOAT_BYTES, bytes_touched=2 * n * n * FLOAT_BYTES)
+    c = book.note(
+        assemble(grid), output_bytes=n * n * FLOAT_BYTES, bytes_touched=2 * n * n * FLOAT_BYTES
+    )
 
     def check(product: np.ndarray) -> None:
-        full_a = np.block([[generate_block.fn(seed, 0, i, k, sizes[i], sizes[k]) for k in range(blocks)] for i in range(blocks)])
-        full_b = np.block([[generate_block.fn(seed, 1, k, j, sizes[k], sizes[j]) for j in range(blocks)] for k in range(blocks)])
+        full_a = np.block(
+            [
+                [generate_block.fn(seed, 0, i, k, sizes[i], sizes[k]) for k in range(blocks)]
+                for i in range(blocks)
+            ]
+        )
+        full_b = np.block(
+            [
+                [generate_block.fn(seed, 1, k, j, sizes[k], sizes[j]) for j in range(blocks)]
+                for k in range(blocks)
+            ]
+        )
         assert_close("C = A @ B", product, full_a @ full_b)
 
     return make_example("gemm", {"n": n, "blocks": blocks, "seed": seed}, c, book, check)

@@ -8,8 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from dag.examples.base import FLOAT_BYTES, CostBook, ExampleWorkflow, assert_equal, make_example
-from dag.examples.base import require_int, split_bounds
+from dag.examples.base import (
+    FLOAT_BYTES,
+    CostBook,
+    ExampleWorkflow,
+    assert_equal,
+    make_example,
+    require_int,
+    split_bounds,
+)
 from dag.lang import task
 
 N_BLOBS = 8
@@ -37,7 +44,11 @@ def extract_tile(image: np.ndarray, row: int, col: int, tiles: int) -> np.ndarra
 def _shifts(tile: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
     padded = np.pad(tile, 1, mode="edge")
     h, w = tile.shape
-    return {(dy, dx): padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    return {
+        (dy, dx): padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    }
 
 
 @task
@@ -93,10 +104,29 @@ def image_pipeline(*, size: int = 256, tiles: int = 4, seed: int = 0) -> Example
         for col in range(tiles):
             tile_px = (bounds[row][1] - bounds[row][0]) * (bounds[col][1] - bounds[col][0])
             tile_bytes = tile_px * FLOAT_BYTES
-            ref = book.note(extract_tile(image, row, col, tiles), output_bytes=tile_bytes, bytes_touched=2 * tile_bytes)
-            ref = book.note(blur(ref), output_bytes=tile_bytes, flops=10 * tile_px, bytes_touched=11 * tile_bytes)
-            ref = book.note(edges(ref), output_bytes=tile_bytes, flops=20 * tile_px, bytes_touched=14 * tile_bytes)
-            ref = book.note(threshold(ref), output_bytes=tile_px, flops=4 * tile_px, bytes_touched=3 * tile_bytes)
+            ref = book.note(
+                extract_tile(image, row, col, tiles),
+                output_bytes=tile_bytes,
+                bytes_touched=2 * tile_bytes,
+            )
+            ref = book.note(
+                blur(ref),
+                output_bytes=tile_bytes,
+                flops=10 * tile_px,
+                bytes_touched=11 * tile_bytes,
+            )
+            ref = book.note(
+                edges(ref),
+                output_bytes=tile_bytes,
+                flops=20 * tile_px,
+                bytes_touched=14 * tile_bytes,
+            )
+            ref = book.note(
+                threshold(ref),
+                output_bytes=tile_px,
+                flops=4 * tile_px,
+                bytes_touched=3 * tile_bytes,
+            )
             grid_row.append(ref)
         grid.append(grid_row)
     mask = book.note(merge_tiles(grid), output_bytes=pixels, bytes_touched=2 * pixels)
@@ -105,10 +135,15 @@ def image_pipeline(*, size: int = 256, tiles: int = 4, seed: int = 0) -> Example
         img = generate_image.fn(seed, size)
         expected = np.block(
             [
-                [threshold.fn(edges.fn(blur.fn(extract_tile.fn(img, r, c, tiles)))) for c in range(tiles)]
+                [
+                    threshold.fn(edges.fn(blur.fn(extract_tile.fn(img, r, c, tiles))))
+                    for c in range(tiles)
+                ]
                 for r in range(tiles)
             ]
         )
         assert_equal("edge mask", result, expected)
 
-    return make_example("image_pipeline", {"size": size, "tiles": tiles, "seed": seed}, mask, book, check)
+    return make_example(
+        "image_pipeline", {"size": size, "tiles": tiles, "seed": seed}, mask, book, check
+    )

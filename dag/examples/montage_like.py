@@ -16,8 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from dag.examples.base import FLOAT_BYTES, CostBook, ExampleWorkflow, assert_close, make_example
-from dag.examples.base import require_int
+from dag.examples.base import (
+    FLOAT_BYTES,
+    CostBook,
+    ExampleWorkflow,
+    assert_close,
+    make_example,
+    require_int,
+)
 from dag.lang import task
 
 N_WAVES = 6
@@ -28,7 +34,9 @@ def sky(seed: int, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The true sky at canvas pixel coordinates: a seeded sum of sinusoids."""
     rng = np.random.default_rng([seed, 0])
     field = np.zeros(np.broadcast(y, x).shape)
-    for amp, fy, fx, phase in rng.uniform([0.2, -0.1, -0.1, 0], [1, 0.1, 0.1, 2 * np.pi], (N_WAVES, 4)):
+    for amp, fy, fx, phase in rng.uniform(
+        [0.2, -0.1, -0.1, 0], [1, 0.1, 0.1, 2 * np.pi], (N_WAVES, 4)
+    ):
         field += amp * np.sin(fy * y + fx * x + phase)
     return field
 
@@ -46,7 +54,13 @@ def generate_raw(seed: int, row: int, col: int, size: int, step: int, noise: flo
     y0, x0 = _origin(row, col, step)
     y, x = np.mgrid[y0 : y0 + size, x0 : x0 + size]
     data = gain * (sky(seed, y, x) + offset) + noise * rng.standard_normal((size, size))
-    return {"data": np.rot90(data, turns), "gain": gain, "turns": turns, "origin": (y0, x0), "index": (row, col)}
+    return {
+        "data": np.rot90(data, turns),
+        "gain": gain,
+        "turns": turns,
+        "origin": (y0, x0),
+        "index": (row, col),
+    }
 
 
 @task(name="mProject")
@@ -132,7 +146,9 @@ def montage_like(
     overlap, noise = float(overlap), float(noise)
     shared = round(size * overlap)
     if not (0.0 < overlap < 1.0) or not 1 <= shared < size:
-        raise ValueError(f"montage_like: overlap={overlap!r} must leave 1..{size - 1} shared pixels of size={size}")
+        raise ValueError(
+            f"montage_like: overlap={overlap!r} must leave 1..{size - 1} shared pixels of size={size}"
+        )
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"montage_like: noise={noise!r} must be a finite number >= 0")
     step = size - shared
@@ -152,13 +168,25 @@ def montage_like(
                 flops=(10 + 20 * N_WAVES) * pixels,
                 bytes_touched=(4 + N_WAVES) * pixels * FLOAT_BYTES,
             )
-            projected[r, c] = book.note(project(raw), output_bytes=image_bytes, flops=pixels, bytes_touched=3 * pixels * FLOAT_BYTES)
+            projected[r, c] = book.note(
+                project(raw),
+                output_bytes=image_bytes,
+                flops=pixels,
+                bytes_touched=3 * pixels * FLOAT_BYTES,
+            )
     overlap_px = shared * size
     fits = [
-        book.note(diff_fit(projected[a], projected[b]), output_bytes=fit_bytes, flops=2 * overlap_px, bytes_touched=3 * overlap_px * FLOAT_BYTES)
+        book.note(
+            diff_fit(projected[a], projected[b]),
+            output_bytes=fit_bytes,
+            flops=2 * overlap_px,
+            bytes_touched=3 * overlap_px * FLOAT_BYTES,
+        )
         for a, b in pairs
     ]
-    table = book.note(concat_fits(fits), output_bytes=len(fits) * fit_bytes, bytes_touched=len(fits) * fit_bytes)
+    table = book.note(
+        concat_fits(fits), output_bytes=len(fits) * fit_bytes, bytes_touched=len(fits) * fit_bytes
+    )
     n = grid * grid
     model = book.note(
         background_model(table, grid),
@@ -167,7 +195,12 @@ def montage_like(
         bytes_touched=(len(fits) + 1) * n * FLOAT_BYTES,
     )
     corrected = [
-        book.note(subtract_background(projected[r, c], model), output_bytes=image_bytes, flops=pixels, bytes_touched=2 * pixels * FLOAT_BYTES)
+        book.note(
+            subtract_background(projected[r, c], model),
+            output_bytes=image_bytes,
+            flops=pixels,
+            bytes_touched=2 * pixels * FLOAT_BYTES,
+        )
         for r in range(grid)
         for c in range(grid)
     ]
@@ -179,16 +212,24 @@ def montage_like(
     )
 
     def check(result: np.ndarray) -> None:
-        images = {(r, c): project.fn(generate_raw.fn(seed, r, c, size, step, noise)) for r in range(grid) for c in range(grid)}
+        images = {
+            (r, c): project.fn(generate_raw.fn(seed, r, c, size, step, noise))
+            for r in range(grid)
+            for c in range(grid)
+        }
         fit_table = [diff_fit.fn(images[a], images[b]) for a, b in pairs]
         corrections = background_model.fn(fit_table, grid)
-        expected = add_images.fn([subtract_background.fn(images[key], corrections) for key in images], canvas)
+        expected = add_images.fn(
+            [subtract_background.fn(images[key], corrections) for key in images], canvas
+        )
         assert_close("mosaic", result, expected)
         # The levelled mosaic is the true sky up to one constant, within the noise.
         y, x = np.mgrid[0:canvas, 0:canvas]
         residual = np.asarray(result) - sky(seed, y, x)
         spread = float(np.std(residual))
-        assert spread <= 5 * noise + 1e-9, f"mosaic departs from the sky by std {spread:.3g} > 5 * noise"
+        assert spread <= 5 * noise + 1e-9, (
+            f"mosaic departs from the sky by std {spread:.3g} > 5 * noise"
+        )
 
     params = {"grid": grid, "size": size, "overlap": overlap, "noise": noise, "seed": seed}
     return make_example("montage_like", params, mosaic, book, check)

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from dag.examples.base import FLOAT_BYTES, CostBook, ExampleWorkflow, assert_close, make_example
-from dag.examples.base import require_int, split_bounds
+from dag.examples.base import (
+    FLOAT_BYTES,
+    CostBook,
+    ExampleWorkflow,
+    assert_close,
+    make_example,
+    require_int,
+    split_bounds,
+)
 from dag.lang import TaskRef, task
 
 
@@ -105,7 +112,9 @@ def svd(*, rows: int = 4096, cols: int = 16, blocks: int = 8, seed: int = 0) -> 
 
     def check(result: np.ndarray) -> None:
         bounds = split_bounds(rows, blocks)
-        full = np.vstack([generate_rows.fn(seed, i, hi - lo, cols) for i, (lo, hi) in enumerate(bounds)])
+        full = np.vstack(
+            [generate_rows.fn(seed, i, hi - lo, cols) for i, (lo, hi) in enumerate(bounds)]
+        )
         assert_close("singular values", result, np.linalg.svd(full, compute_uv=False))
 
     params = {"rows": rows, "cols": cols, "blocks": blocks, "seed": seed}

@@ -116,7 +116,14 @@ def text_analysis(
             flops=30 * words + 3 * vocabulary,
             bytes_touched=text_bytes + 8 * vocabulary,
         )
-        counts.append(book.note(count_words(text), output_bytes=counts_bytes, flops=50 * words, bytes_touched=2 * text_bytes))
+        counts.append(
+            book.note(
+                count_words(text),
+                output_bytes=counts_bytes,
+                flops=50 * words,
+                bytes_touched=2 * text_bytes,
+            )
+        )
     total = book.note(
         merge_counts(counts),
         output_bytes=all_counts_bytes,
@@ -124,13 +131,28 @@ def text_analysis(
         bytes_touched=counts_bytes * chunks + all_counts_bytes,
     )
     sort_flops = 50 * distinct * max(1.0, math.log2(max(distinct, 2)))
-    top = book.note(top_words(total, k), output_bytes=k * (word_bytes + 12), flops=sort_flops, bytes_touched=all_counts_bytes)
+    top = book.note(
+        top_words(total, k),
+        output_bytes=k * (word_bytes + 12),
+        flops=sort_flops,
+        bytes_touched=all_counts_bytes,
+    )
     vocab = book.note(vocabulary_size(total), output_bytes=8)
-    histogram = book.note(length_histogram(total), output_bytes=16 * (word_bytes + 1), flops=20 * distinct, bytes_touched=all_counts_bytes)
-    record = book.note(report(top, vocab, histogram), output_bytes=k * (word_bytes + 12) + 16 * (word_bytes + 1) + 64)
+    histogram = book.note(
+        length_histogram(total),
+        output_bytes=16 * (word_bytes + 1),
+        flops=20 * distinct,
+        bytes_touched=all_counts_bytes,
+    )
+    record = book.note(
+        report(top, vocab, histogram),
+        output_bytes=k * (word_bytes + 12) + 16 * (word_bytes + 1) + 64,
+    )
 
     def check(result: dict) -> None:
-        all_words = " ".join(generate_text.fn(seed, i, words, vocabulary) for i in range(chunks)).split()
+        all_words = " ".join(
+            generate_text.fn(seed, i, words, vocabulary) for i in range(chunks)
+        ).split()
         counter = Counter(all_words)
         ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
         lengths = Counter(len(w) for w in all_words)
@@ -138,7 +160,9 @@ def text_analysis(
         assert_equal("total_words", result.get("total_words"), len(all_words))
         assert_equal("vocabulary", result.get("vocabulary"), len(counter))
         assert_equal("top", result.get("top"), ranked[:k])
-        assert_equal("length_histogram", result.get("length_histogram"), dict(sorted(lengths.items())))
+        assert_equal(
+            "length_histogram", result.get("length_histogram"), dict(sorted(lengths.items()))
+        )
 
     params = {"chunks": chunks, "words": words, "vocabulary": vocabulary, "k": k, "seed": seed}
     return make_example("text_analysis", params, record, book, check)

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from dag.examples.base import FLOAT_BYTES, CostBook, ExampleWorkflow, assert_close, make_example
-from dag.examples.base import require_int
+from dag.examples.base import (
+    FLOAT_BYTES,
+    CostBook,
+    ExampleWorkflow,
+    assert_close,
+    make_example,
+    require_int,
+)
 from dag.lang import TaskRef, task
 
 
@@ -39,12 +45,19 @@ def tree_reduction(*, n: int = 16, length: int = 10_000, seed: int = 0) -> Examp
     nbytes = length * FLOAT_BYTES
     book = CostBook()
     level: list[TaskRef] = [
-        book.note(generate(seed, i, length), output_bytes=nbytes, flops=20 * length, bytes_touched=nbytes)
+        book.note(
+            generate(seed, i, length), output_bytes=nbytes, flops=20 * length, bytes_touched=nbytes
+        )
         for i in range(n)
     ]
     while len(level) > 1:
         pairs = [
-            book.note(add(level[i], level[i + 1]), output_bytes=nbytes, flops=length, bytes_touched=3 * nbytes)
+            book.note(
+                add(level[i], level[i + 1]),
+                output_bytes=nbytes,
+                flops=length,
+                bytes_touched=3 * nbytes,
+            )
             for i in range(0, len(level) - 1, 2)
         ]
         level = pairs + level[len(pairs) * 2 :]

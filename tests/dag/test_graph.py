@@ -163,3 +163,12 @@ def test_critical_path_is_a_path_and_bounds_every_chain(g):
         assert producer in g.predecessors(consumer)
     assert length == pytest.approx(sum(weights[t] for t in path))
     assert length >= max(weights.values())
+
+
+@given(dags())
+def test_dag_pickles(g):
+    """A DAG survives pickling (sweeps ship DAGs to other processes)."""
+    import pickle
+
+    back = pickle.loads(pickle.dumps(g))
+    assert back == g and back.name == g.name and back.dag_hash == g.dag_hash

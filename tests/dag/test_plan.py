@@ -50,3 +50,16 @@ def test_optimization_flags():
         Optimization("pre-load", params={"speed": 1})
     with pytest.raises(PlanError, match="'q'"):
         Plan(plan.placements, [Optimization("pre-load", frozenset({"q"}))]).validate(chain())
+
+
+def test_plan_pickles():
+    """A plan with optimizations survives pickling."""
+    import pickle
+
+    plan = Plan(
+        {"a": Placement("w1", SMALL), "b": Placement(None, BIG)},
+        [Optimization("task-dup", frozenset({"b"}), {"min_gain_ms": 5})],
+        planner="x",
+    )
+    back = pickle.loads(pickle.dumps(plan))
+    assert back == plan and back.planner == "x"

@@ -1,0 +1,141 @@
+"""Network and store: transfers between workers and the shared store (Redis), and its latencies.
+
+Every worker has its own link, and the store has one link that all transfers share; each link is
+a `ProcessorSharing` server in bytes per ms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Hashable
+from typing import Any, Literal
+
+import simpy
+
+from dag.resources import ResourceConfig
+from sim.platform import Platform
+from sim.sharing import ProcessorSharing
+
+Direction = Literal["up", "down"]
+
+
+class Network:
+    """Transfers between workers and the store, each link shared fairly (processor sharing).
+
+    A transfer of ``nbytes`` first pays the store's per-operation latency (`store_op_ms`), then
+    its bytes are offered to the worker's link and to the store's link at the same time; it
+    completes when both have served all its bytes. Approximation: the two shares are not coupled,
+    so a transfer limited by one link still takes its full fair share of the other (the slower
+    share dominates its time; the faster link's other users are served a little pessimistically).
+    Each link carries uploads and downloads alike (one capacity per link, not full duplex).
+
+    Parameters
+    ----------
+    env : simpy.Environment
+        The simulation clock (ms).
+    platform : Platform
+        Bandwidths (bytes/ms) and latencies (ms).
+
+    Attributes
+    ----------
+    store_link : ProcessorSharing
+        The store's link, bytes per ms.
+    bytes_up, bytes_down : int
+        Bytes moved to and from the store.
+    n_transfers : int
+        Transfers made.
+    n_store_ops : int
+        Store commands: every transfer (one GET or SET) plus every `store_op`.
+    n_publishes : int
+        Pub/sub messages published.
+    """
+
+    def __init__(self, env: simpy.Environment, platform: Platform) -> None:
+        self.env = env
+        self.platform = platform
+        self.store_link = ProcessorSharing(env, platform.store_bandwidth_bytes_per_ms, name="store")
+        self._links: dict[Hashable, tuple[ResourceConfig, ProcessorSharing]] = {}
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.n_transfers = 0
+        self.n_store_ops = 0
+        self.n_publishes = 0
+
+    def link(self, worker_key: Hashable, config: ResourceConfig) -> ProcessorSharing:
+        """The link of worker ``worker_key``, created on first use with its config's bandwidth.
+
+        Raises
+        ------
+        ValueError
+            If the worker's link already exists for another config.
+        """
+        known = self._links.get(worker_key)
+        if known is None:
+            bandwidth = self.platform.link_bytes_per_ms(config)
+            known = (config, ProcessorSharing(self.env, bandwidth, name=f"link {worker_key}"))
+            self._links[worker_key] = known
+        elif known[0] != config:
+            raise ValueError(
+                f"worker {worker_key!r} has a link for {known[0]}, asked again with {config}"
+            )
+        return known[1]
+
+    def transfer(
+        self,
+        worker_key: Hashable,
+        config: ResourceConfig,
+        nbytes: int,
+        direction: Direction = "down",
+    ) -> Generator[simpy.Event, Any, float]:
+        """SimPy process body: move ``nbytes`` between the worker and the store; return elapsed ms.
+
+        Use as ``ms = yield from network.transfer(worker_id, config, nbytes, "up")``.
+
+        Raises
+        ------
+        ValueError
+            If nbytes is not an int >= 0 or direction is not "up" or "down".
+        """
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+            raise ValueError(
+                f"transfer for worker {worker_key!r}: nbytes={nbytes!r} must be an int >= 0"
+            )
+        if direction not in ("up", "down"):
+            raise ValueError(
+                f"transfer for worker {worker_key!r}: direction={direction!r} is not 'up' or 'down'"
+            )
+        worker_link = self.link(worker_key, config)
+        start_ms = self.env.now
+        self.n_transfers += 1
+        self.n_store_ops += 1
+        if direction == "up":
+            self.bytes_up += nbytes
+        else:
+            self.bytes_down += nbytes
+        if self.platform.store_op_ms > 0:
+            yield self.env.timeout(self.platform.store_op_ms)
+        if nbytes > 0:
+            yield worker_link.serve(nbytes) & self.store_link.serve(nbytes)
+        return self.env.now - start_ms
+
+    def store_op(self) -> Generator[simpy.Event, Any, float]:
+        """SimPy process body: one small store command (INCR, SETNX, EXISTS); return elapsed ms."""
+        self.n_store_ops += 1
+        if self.platform.store_op_ms > 0:
+            yield self.env.timeout(self.platform.store_op_ms)
+        return self.platform.store_op_ms
+
+    def publish(self) -> Generator[simpy.Event, Any, float]:
+        """SimPy process body: publish one message; returns once subscribers have it (elapsed ms)."""
+        self.n_publishes += 1
+        if self.platform.pubsub_ms > 0:
+            yield self.env.timeout(self.platform.pubsub_ms)
+        return self.platform.pubsub_ms
+
+    def ideal_transfer_ms(self, config: ResourceConfig, nbytes: int) -> float:
+        """Time of a transfer alone on idle links: latency + bytes / the slower bandwidth, ms."""
+        bandwidth = min(
+            self.platform.link_bytes_per_ms(config), self.platform.store_bandwidth_bytes_per_ms
+        )
+        payload_ms = 0.0 if nbytes == 0 or math.isinf(bandwidth) else nbytes / bandwidth
+        return self.platform.store_op_ms + payload_ms

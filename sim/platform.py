@@ -1,0 +1,507 @@
+"""The FaaS platform: its parameters (`Platform`) and its warm pools of containers (`ContainerPools`).
+
+Warmth belongs to the pool of a resource config, never to a worker id: an invocation is warm iff
+an idle container of the same (memory_mb, cpus) was released at most `keep_alive_ms` ago. The
+account's concurrency limit bounds the containers busy at once, and invocations over it queue FIFO.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections import deque
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import simpy
+
+from dag.resources import ResourceConfig
+
+Startup = Literal["warm", "cold"]
+
+
+def _known_presets() -> dict[str, Any]:
+    folder = resources.files("sim") / "presets"
+    return {
+        entry.name.removesuffix(".toml"): entry
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Platform:
+    """Parameters of a FaaS platform and its store: start-up times, limits, bandwidth, prices.
+
+    The defaults are the ``ideal`` platform (no overheads, infinite bandwidth, no limits) with
+    AWS Lambda prices; presets in ``sim/presets/*.toml`` set every field.
+
+    Parameters
+    ----------
+    name : str
+        Label, e.g. the preset name.
+    cold_start_median_ms, cold_start_sigma, cold_start_min_ms : float
+        A cold start takes ``max(min, median * exp(sigma * Z))`` ms, Z standard normal (lognormal
+        with that median and log-space sigma).
+    warm_start_ms : float
+        Start-up of an invocation that finds an idle container of its config, ms.
+    keep_alive_ms : float
+        How long an idle container stays warm after its last release, ms (inf allowed).
+    concurrency_limit : int or None
+        Account-wide limit on busy containers; None is unlimited (TOML: ``"unlimited"`` or inf).
+    invoke_latency_ms : float
+        Latency of the Invoke API call before the platform starts looking for a container, ms.
+    store_op_ms : float
+        Round-trip latency of one store (Redis) command, ms.
+    pubsub_ms : float
+        Latency from a publish to its delivery to subscribers, ms.
+    store_bandwidth_bytes_per_ms : float
+        The store's link, shared by every transfer, bytes per ms (inf allowed).
+    link_bytes_per_ms_per_gb, link_min_bytes_per_ms, link_max_bytes_per_ms : float
+        A worker's network link: ``per_gb * memory_gb`` clamped to [min, max], bytes per ms.
+    price_per_gb_s, price_per_request : float
+        Compute price, USD per GB-second of billed duration, and USD per invocation.
+    store_price_per_gb_transferred, store_price_per_op : float
+        Store prices, USD per GB (2**30 bytes) moved and USD per command.
+    billing_granularity_ms : float
+        Billed durations are rounded up to a multiple of this, ms.
+
+    Raises
+    ------
+    ValueError
+        If a value is not a number or is out of range; the message names the field.
+    """
+
+    name: str = "custom"
+    cold_start_median_ms: float = 0.0
+    cold_start_sigma: float = 0.0
+    cold_start_min_ms: float = 0.0
+    warm_start_ms: float = 0.0
+    keep_alive_ms: float = math.inf
+    concurrency_limit: int | None = None
+    invoke_latency_ms: float = 0.0
+    store_op_ms: float = 0.0
+    pubsub_ms: float = 0.0
+    store_bandwidth_bytes_per_ms: float = math.inf
+    link_bytes_per_ms_per_gb: float = math.inf
+    link_min_bytes_per_ms: float = 0.0
+    link_max_bytes_per_ms: float = math.inf
+    price_per_gb_s: float = 0.0000166667
+    price_per_request: float = 0.0000002
+    store_price_per_gb_transferred: float = 0.0
+    store_price_per_op: float = 0.0
+    billing_granularity_ms: float = 1.0
+
+    # field -> (lowest value, whether inf is allowed, whether the lowest value is allowed)
+    _RANGES = {
+        "cold_start_median_ms": (0.0, False, True),
+        "cold_start_sigma": (0.0, False, True),
+        "cold_start_min_ms": (0.0, False, True),
+        "warm_start_ms": (0.0, False, True),
+        "keep_alive_ms": (0.0, True, True),
+        "invoke_latency_ms": (0.0, False, True),
+        "store_op_ms": (0.0, False, True),
+        "pubsub_ms": (0.0, False, True),
+        "store_bandwidth_bytes_per_ms": (0.0, True, False),
+        "link_bytes_per_ms_per_gb": (0.0, True, False),
+        "link_min_bytes_per_ms": (0.0, False, True),
+        "link_max_bytes_per_ms": (0.0, True, False),
+        "price_per_gb_s": (0.0, False, True),
+        "price_per_request": (0.0, False, True),
+        "store_price_per_gb_transferred": (0.0, False, True),
+        "store_price_per_op": (0.0, False, True),
+        "billing_granularity_ms": (0.0, False, False),
+    }
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"Platform name={self.name!r} must be a non-empty string")
+        for key, (low, inf_ok, low_ok) in self._RANGES.items():
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"Platform {key}={value!r} is not a number")
+            bad = (
+                math.isnan(value)
+                or (math.isinf(value) and not inf_ok)
+                or value < low
+                or (value == low and not low_ok)
+            )
+            if bad:
+                bound = ">=" if low_ok else ">"
+                extra = " (inf allowed)" if inf_ok else ", finite"
+                raise ValueError(f"Platform {key}={value!r} must be {bound} {low:g}{extra}")
+            object.__setattr__(self, key, float(value))
+        limit = self.concurrency_limit
+        if limit == "unlimited" or (isinstance(limit, float) and limit == math.inf):
+            limit = None
+        if limit is not None:
+            if isinstance(limit, float) and limit.is_integer():
+                limit = int(limit)
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValueError(
+                    f"Platform concurrency_limit={self.concurrency_limit!r} must be an int >= 1 "
+                    "or None/'unlimited'"
+                )
+        object.__setattr__(self, "concurrency_limit", limit)
+        if self.link_min_bytes_per_ms > self.link_max_bytes_per_ms:
+            raise ValueError(
+                f"Platform link_min_bytes_per_ms={self.link_min_bytes_per_ms!r} exceeds "
+                f"link_max_bytes_per_ms={self.link_max_bytes_per_ms!r}"
+            )
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Names of the parameters, as accepted by `from_dict` and `with_overrides`."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, name: str | None = None) -> Platform:
+        """Build a platform from a flat mapping of parameters (e.g. a parsed TOML table).
+
+        Raises
+        ------
+        ValueError
+            If a key is unknown (the message names it and lists the known keys) or a value is bad.
+        """
+        unknown = sorted(set(data) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(
+                f"unknown platform key(s) {', '.join(map(repr, unknown))}; "
+                f"known keys: {', '.join(cls.field_names())}"
+            )
+        values = dict(data)
+        if name is not None:
+            values.setdefault("name", name)
+        return cls(**values)
+
+    @classmethod
+    def preset(cls, name: str | Path) -> Platform:
+        """Load a preset by name (``"aws-lambda"``, ``"ideal"``) or from a path to a TOML file.
+
+        Raises
+        ------
+        ValueError
+            If the name is neither a known preset nor an existing ``.toml`` file (the message lists
+            the known presets), or the file has an unknown key or a bad value (named).
+        """
+        known = _known_presets()
+        text = str(name)
+        if text in known:
+            source = known[text]
+            label = text
+        elif text.endswith(".toml") and Path(text).is_file():
+            source = Path(text)
+            label = Path(text).stem
+        else:
+            raise ValueError(
+                f"unknown platform preset {text!r}; known presets: {', '.join(sorted(known))} "
+                "(or a path to a .toml file)"
+            )
+        try:
+            data = tomllib.loads(source.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"platform preset {text!r} is not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(data, name=label)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"platform preset {text!r}: {exc}") from None
+
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        """Names of the presets shipped in ``sim/presets/``."""
+        return sorted(_known_presets())
+
+    def with_overrides(self, **overrides: Any) -> Platform:
+        """A copy with some parameters replaced.
+
+        Raises
+        ------
+        ValueError
+            If a key is unknown (named) or a new value is bad.
+        """
+        unknown = sorted(set(overrides) - set(self.field_names()))
+        if unknown:
+            raise ValueError(
+                f"unknown platform key(s) {', '.join(map(repr, unknown))}; "
+                f"known keys: {', '.join(self.field_names())}"
+            )
+        return dataclasses.replace(self, **overrides)
+
+    # -- derived quantities -------------------------------------------------------------------
+
+    def link_bytes_per_ms(self, config: ResourceConfig) -> float:
+        """Network bandwidth of a worker of this config, bytes per ms (grows with memory)."""
+        scaled = self.link_bytes_per_ms_per_gb * config.memory_gb
+        return min(max(scaled, self.link_min_bytes_per_ms), self.link_max_bytes_per_ms)
+
+    def sample_cold_start_ms(self, config: ResourceConfig, rng: np.random.Generator) -> float:
+        """Draw one cold start, ms: ``max(min, median * exp(sigma * Z))``.
+
+        Exactly one standard normal is drawn per call, whatever the parameters, so the random
+        stream stays aligned across platforms. ``config`` is accepted so that start-up may depend
+        on the config later; today every config draws from the same distribution.
+        """
+        del config
+        z = float(rng.standard_normal())
+        return max(
+            self.cold_start_min_ms, self.cold_start_median_ms * math.exp(self.cold_start_sigma * z)
+        )
+
+
+class BusyInterval(NamedTuple):
+    """One busy interval of a container: from the start of its start-up to its release (ms)."""
+
+    start_ms: float
+    end_ms: float
+    startup: Startup
+    startup_ms: float
+    prewarm: bool
+
+    @property
+    def duration_ms(self) -> float:
+        """Busy time, start-up included (the basis of the billed duration), ms."""
+        return self.end_ms - self.start_ms
+
+
+@dataclass(slots=True, eq=False)
+class Container:
+    """One FaaS container of a resource config, reused by warm invocations.
+
+    ``startup`` and ``startup_ms`` describe the current (latest) invocation; ``invocations`` holds
+    every finished one, the billing record. Idle time in the warm pool is never billed.
+
+    Attributes
+    ----------
+    id : int
+        Sequence number, unique within its `ContainerPools`.
+    config : ResourceConfig
+    startup : {"warm", "cold"}
+    startup_ms : float
+    created_ms : float
+        Sim time at which it was created (start of its cold start).
+    prewarmed : bool
+        Its latest invocation was a pre-warm: it sits idle because of pre-warming.
+    prewarm_hit : bool
+        The current invocation is a warm start on a container left idle by a pre-warm (the warm
+        start is owed to pre-warming).
+    invocations : list of BusyInterval
+    """
+
+    id: int
+    config: ResourceConfig
+    startup: Startup
+    startup_ms: float
+    created_ms: float
+    prewarmed: bool = False
+    prewarm_hit: bool = False
+    invocations: list[BusyInterval] = field(default_factory=list)
+    state: Literal["busy", "idle", "expired"] = "busy"
+    busy_since_ms: float = 0.0
+    idle_since_ms: float = math.nan
+    _slot: Any = None
+    _is_prewarm: bool = False
+
+    @property
+    def busy_ms(self) -> float:
+        """Total busy (billed-basis) time over finished invocations, ms."""
+        return sum(inv.duration_ms for inv in self.invocations)
+
+
+class ContainerPools:
+    """Warm pools per resource config, cold starts, keep-alive and the account concurrency limit.
+
+    An acquire first waits (FIFO) for a concurrency slot, then takes the most recently released
+    idle container of its config if one is alive (warm start, `warm_start_ms`), else creates one
+    (cold start, sampled from the platform). Idle containers expire lazily `keep_alive_ms` after
+    their release. The busy interval billed for an invocation runs from the start of its start-up
+    to its release.
+
+    Parameters
+    ----------
+    env : simpy.Environment
+        The simulation clock (ms).
+    platform : Platform
+    rng : numpy.random.Generator
+        Source of cold-start draws (seeded by the caller).
+
+    Attributes
+    ----------
+    n_cold, n_warm : int
+        Start-ups of worker invocations (`acquire`), by kind.
+    n_prewarm : int
+        Pre-warm invocations (`prewarm`), not counted in n_cold / n_warm.
+    n_warm_prewarmed : int
+        Warm worker start-ups on a container left idle by a pre-warm (owed to pre-warming).
+    n_expired : int
+        Idle containers dropped after their keep-alive.
+    containers : list of Container
+        Every container ever created, in creation order.
+    """
+
+    def __init__(
+        self, env: simpy.Environment, platform: Platform, rng: np.random.Generator
+    ) -> None:
+        self.env = env
+        self.platform = platform
+        self.rng = rng
+        limit = platform.concurrency_limit
+        self._slots = None if limit is None else simpy.Resource(env, capacity=limit)
+        self._idle: dict[ResourceConfig, deque[Container]] = {}
+        self.containers: list[Container] = []
+        self.n_cold = 0
+        self.n_warm = 0
+        self.n_prewarm = 0
+        self.n_warm_prewarmed = 0
+        self.n_expired = 0
+        self._n_made_idle: dict[ResourceConfig, int] = {}
+        self._n_taken_warm: dict[ResourceConfig, int] = {}
+
+    def acquire(self, config: ResourceConfig) -> Generator[simpy.Event, Any, Container]:
+        """SimPy process body: wait for a slot, then start a warm or cold container; return it.
+
+        Use as ``container = yield from pools.acquire(config)``; the container is busy until
+        `release`.
+        """
+        return (yield from self._acquire(config, prewarm=False))
+
+    def release(self, container: Container) -> float:
+        """End the container's invocation: free its slot; it becomes idle (warm) at ``env.now``.
+
+        Returns
+        -------
+        float
+            The invocation's busy time, start-up included, ms.
+
+        Raises
+        ------
+        ValueError
+            If the container is not busy (double release).
+        """
+        if container.state != "busy":
+            raise ValueError(
+                f"release of container {container.id} ({container.config}) that is {container.state}"
+            )
+        now = self.env.now
+        invocation = BusyInterval(
+            container.busy_since_ms,
+            now,
+            container.startup,
+            container.startup_ms,
+            container._is_prewarm,
+        )
+        container.invocations.append(invocation)
+        container.prewarmed = container._is_prewarm
+        container.state = "idle"
+        container.idle_since_ms = now
+        self._idle.setdefault(container.config, deque()).append(container)
+        self._n_made_idle[container.config] = self._n_made_idle.get(container.config, 0) + 1
+        if container._slot is not None:
+            self._slots.release(container._slot)
+            container._slot = None
+        return invocation.duration_ms
+
+    def prewarm(self, config: ResourceConfig) -> Generator[simpy.Event, Any, Container]:
+        """SimPy process body: a warm-up invocation that leaves one more idle container of ``config``.
+
+        It goes through the same path as a worker invocation (a concurrency slot, then the pool):
+        with no idle container alive it cold-starts a new one, otherwise it refreshes the most
+        recent idle one (as a real warm-up ping would). The container is released idle at once
+        and marked ``prewarmed``; its start-up is billed like any invocation.
+        """
+        container = yield from self._acquire(config, prewarm=True)
+        self.release(container)
+        return container
+
+    def n_idle(self, config: ResourceConfig) -> int:
+        """Idle containers of ``config`` still within keep-alive now."""
+        return len(self._alive(config))
+
+    @property
+    def n_busy(self) -> int:
+        """Containers currently busy (holding a concurrency slot if limited)."""
+        return sum(1 for c in self.containers if c.state == "busy")
+
+    @property
+    def n_queued(self) -> int:
+        """Invocations waiting for a concurrency slot."""
+        return 0 if self._slots is None else len(self._slots.queue)
+
+    def check(self) -> None:
+        """Assert the pool invariants: no config ever had more warm starts than idle containers.
+
+        Raises
+        ------
+        AssertionError
+            Naming the config whose warm starts exceed the containers released idle.
+        """
+        for config, taken in self._n_taken_warm.items():
+            made = self._n_made_idle.get(config, 0)
+            assert taken <= made, (
+                f"{config}: {taken} warm starts but only {made} containers released idle"
+            )
+        for config, pool in self._idle.items():
+            for container in pool:
+                assert container.state == "idle" and container.config == config, (
+                    f"container {container.id} in the idle pool of {config} is {container.state}"
+                )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _alive(self, config: ResourceConfig) -> deque[Container]:
+        """The idle pool of ``config`` with expired containers dropped (oldest release first)."""
+        pool = self._idle.setdefault(config, deque())
+        deadline = self.env.now - self.platform.keep_alive_ms
+        while pool and pool[0].idle_since_ms < deadline:
+            expired = pool.popleft()
+            expired.state = "expired"
+            self.n_expired += 1
+        return pool
+
+    def _acquire(
+        self, config: ResourceConfig, *, prewarm: bool
+    ) -> Generator[simpy.Event, Any, Container]:
+        slot = None
+        if self._slots is not None:
+            slot = self._slots.request()
+            try:
+                yield slot
+            except BaseException:
+                slot.cancel()
+                raise
+        now = self.env.now
+        pool = self._alive(config)
+        if pool:
+            container = pool.pop()  # most recently released
+            container.startup = "warm"
+            container.startup_ms = self.platform.warm_start_ms
+            self._n_taken_warm[config] = self._n_taken_warm.get(config, 0) + 1
+            if prewarm:
+                self.n_prewarm += 1
+            else:
+                self.n_warm += 1
+                self.n_warm_prewarmed += container.prewarmed
+            container.prewarm_hit = container.prewarmed and not prewarm
+        else:
+            startup_ms = self.platform.sample_cold_start_ms(config, self.rng)
+            container = Container(len(self.containers), config, "cold", startup_ms, now)
+            container.prewarm_hit = False
+            self.containers.append(container)
+            if prewarm:
+                self.n_prewarm += 1
+            else:
+                self.n_cold += 1
+        container.state = "busy"
+        container.busy_since_ms = now
+        container.idle_since_ms = math.nan
+        container._slot = slot
+        container._is_prewarm = prewarm
+        if container.startup_ms > 0:
+            yield self.env.timeout(container.startup_ms)
+        return container

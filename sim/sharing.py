@@ -1,0 +1,166 @@
+"""Processor sharing: one server whose capacity is split fairly among the jobs it holds.
+
+The same building block models a worker's CPUs (capacity = cpus, each single-threaded job capped
+at one cpu, amounts in cpu-ms), the store's network link (capacity = bytes/ms, amounts in bytes)
+and each worker's network link. It runs in virtual time, so an arrival or a departure costs
+O(log n) whatever the number of jobs in service.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+
+import simpy
+
+# A job is done when its finish tag is within this relative distance of virtual time: float
+# round-off in "rate * elapsed" must not leave a job a few ulps short of its amount.
+_REL_EPS = 1e-9
+
+
+class ProcessorSharing:
+    """A server of capacity C shared fairly by its concurrent jobs (egalitarian processor sharing).
+
+    With n jobs in service each one is served at rate ``min(per_job_cap, capacity / n)`` units per
+    ms; a job of ``amount`` units leaves once it has received that much service. Units are the
+    caller's: cpu-ms of work for a CPU (capacity in cpus, rate in cpu-ms per ms), bytes for a
+    network link (capacity in bytes/ms).
+
+    Virtual time ``V`` advances at the per-job rate; a job arriving at ``V0`` finishes when
+    ``V = V0 + amount`` (its finish tag). Tags sit in a heap and one SimPy timeout is pending for
+    the earliest one. SimPy timeouts cannot be cancelled, so each (re)scheduling bumps a
+    generation counter and stale timeouts are ignored when they fire.
+
+    Parameters
+    ----------
+    env : simpy.Environment
+        The simulation clock (ms).
+    capacity : float
+        Total service rate, units per ms; ``math.inf`` for an unshared server (each job then runs
+        at ``per_job_cap``).
+    per_job_cap : float or None, default None
+        Largest rate one job can get (e.g. 1.0 cpu for a single-threaded task); None means no cap.
+    name : str, default ""
+        Label used in error messages and reprs.
+
+    Raises
+    ------
+    ValueError
+        If capacity or per_job_cap is not a positive number (inf allowed).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        capacity: float,
+        per_job_cap: float | None = None,
+        *,
+        name: str = "",
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.capacity = _positive(capacity, "capacity", name)
+        self.per_job_cap = (
+            math.inf if per_job_cap is None else _positive(per_job_cap, "per_job_cap", name)
+        )
+        self._virtual = 0.0  # V, in units of service one job has received
+        self._updated_ms = env.now  # sim time at which V was last brought up to date
+        self._heap: list[tuple[float, int, simpy.Event, float]] = []  # (tag, seq, event, start_ms)
+        self._seq = itertools.count()
+        self._generation = 0
+        self.n_served = 0
+        self.amount_served = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"ProcessorSharing({self.name!r}, capacity={self.capacity:g}, "
+            f"per_job_cap={self.per_job_cap:g}, n_active={self.n_active})"
+        )
+
+    @property
+    def n_active(self) -> int:
+        """Jobs currently in service."""
+        return len(self._heap)
+
+    def rate(self, n_jobs: int | None = None) -> float:
+        """Service rate of one job (units per ms) when ``n_jobs`` (default: the current number) share."""
+        n = self.n_active if n_jobs is None else n_jobs
+        if n <= 0:
+            return min(self.per_job_cap, self.capacity)
+        return min(self.per_job_cap, self.capacity / n)
+
+    def serve(self, amount: float) -> simpy.Event:
+        """Submit a job of ``amount`` units; the returned event succeeds when it is done.
+
+        The event's value is the job's sojourn time in ms. A zero amount (or an infinite rate)
+        gives an event that is already triggered.
+
+        Raises
+        ------
+        ValueError
+            If amount is negative, NaN or infinite.
+        """
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, int | float)
+            or not math.isfinite(amount)
+            or amount < 0
+        ):
+            raise ValueError(
+                f"ProcessorSharing {self.name!r}: amount={amount!r} must be a finite number >= 0"
+            )
+        self.n_served += 1
+        self.amount_served += amount
+        event = self.env.event()
+        if amount == 0 or self.rate(1) == math.inf:
+            return event.succeed(0.0)
+        self._advance()
+        heapq.heappush(self._heap, (self._virtual + amount, next(self._seq), event, self.env.now))
+        self._reschedule()
+        return event
+
+    def _advance(self) -> None:
+        """Bring V up to the current sim time at the current per-job rate."""
+        now = self.env.now
+        if self._heap:
+            self._virtual += self.rate() * (now - self._updated_ms)
+        self._updated_ms = now
+
+    def _reschedule(self) -> None:
+        """Arm one timeout for the earliest finish tag; older timeouts become stale."""
+        self._generation += 1
+        if not self._heap:
+            self._virtual = 0.0  # idle: restart V at 0 to keep its magnitude (and round-off) small
+            return
+        remaining = max(0.0, self._heap[0][0] - self._virtual)
+        timeout = self.env.timeout(remaining / self.rate())
+        generation = self._generation
+        timeout.callbacks.append(lambda _event: self._on_timeout(generation))
+
+    def _on_timeout(self, generation: int) -> None:
+        if generation != self._generation:
+            return  # superseded by a later arrival or departure
+        self._advance()
+        # This timeout was armed for the head's finish, and the heap has not changed since, so the
+        # head is done exactly now; snap V onto its tag and release every job within round-off.
+        self._virtual = max(self._virtual, self._heap[0][0])
+        limit = self._virtual + _REL_EPS * max(1.0, abs(self._virtual))
+        now = self.env.now
+        while self._heap and self._heap[0][0] <= limit:
+            _tag, _seq, event, start_ms = heapq.heappop(self._heap)
+            event.succeed(now - start_ms)
+        self._reschedule()
+
+
+def _positive(value: float, what: str, name: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or math.isnan(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"ProcessorSharing {name!r}: {what}={value!r} must be a positive number (inf allowed)"
+        )
+    return float(value)
