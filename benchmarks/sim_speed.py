@@ -39,7 +39,7 @@ def peak_rss_mb() -> float:
 
 
 def run_case(n_tasks: int, raw_rate: float) -> dict:
-    workflow = layered_dag(n_tasks, seed=1, mean_runtime_ms=200.0)
+    workflow = layered_dag(n_tasks, seed=1, mean_runtime_ms=200.0, ccr=0.05)
     dag = workflow.dag
     plan = Plan({t: Placement(None, ResourceConfig(1024)) for t in dag}, planner="flexible-1024")
     profiles = FixedProfiles(dag, workflow.runtime_ms, workflow.output_bytes)

@@ -93,7 +93,9 @@ class Task:
         if not isinstance(self.id, str) or not self.id:
             raise DAGError(f"task id {self.id!r} must be a non-empty string")
         if not isinstance(self.function, str) or not self.function:
-            raise DAGError(f"task {self.id!r}: function {self.function!r} must be a non-empty string")
+            raise DAGError(
+                f"task {self.id!r}: function {self.function!r} must be a non-empty string"
+            )
         deps = tuple(self.deps)
         if len(set(deps)) != len(deps):
             raise DAGError(f"task {self.id!r} lists a dependency twice: {deps}")
@@ -185,8 +187,14 @@ class DAG:
         self._order = self._kahn_order()
         sizes: dict[tuple[str, str], int] = {}
         for (producer, consumer), nbytes in (edge_bytes or {}).items():
-            if producer not in by_id or consumer not in by_id or producer not in by_id[consumer].deps:
-                raise DAGError(f"edge_bytes names edge {producer!r} -> {consumer!r}, not in the DAG")
+            if (
+                producer not in by_id
+                or consumer not in by_id
+                or producer not in by_id[consumer].deps
+            ):
+                raise DAGError(
+                    f"edge_bytes names edge {producer!r} -> {consumer!r}, not in the DAG"
+                )
             if isinstance(nbytes, float) and not math.isfinite(nbytes):
                 raise DAGError(f"edge {producer!r} -> {consumer!r}: bytes {nbytes!r} is not finite")
             if int(nbytes) != nbytes or nbytes < 0:

@@ -58,8 +58,12 @@ class Placement:
     def __post_init__(self) -> None:
         if not isinstance(self.config, ResourceConfig):
             raise PlanError(f"placement config {self.config!r} is not a ResourceConfig")
-        if self.worker_id is not None and (not isinstance(self.worker_id, str) or not self.worker_id):
-            raise PlanError(f"placement worker_id {self.worker_id!r} must be a non-empty str or None")
+        if self.worker_id is not None and (
+            not isinstance(self.worker_id, str) or not self.worker_id
+        ):
+            raise PlanError(
+                f"placement worker_id {self.worker_id!r} must be a non-empty str or None"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +171,7 @@ class Plan:
 
     def workers(self) -> dict[str, ResourceConfig]:
         """Fixed worker ids and their configs (flexible tasks are not listed)."""
-        return {
-            p.worker_id: p.config for p in self._placements.values() if p.worker_id is not None
-        }
+        return {p.worker_id: p.config for p in self._placements.values() if p.worker_id is not None}
 
     def with_optimizations(self, optimizations: Iterable[Optimization]) -> Plan:
         """The same placements with these optimizations instead."""

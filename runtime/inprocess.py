@@ -233,10 +233,8 @@ def _publish(driver: InProcessDriver, worker_id: str, effect: Publish) -> tuple[
 def _wait_for(driver: InProcessDriver, worker_id: str, effect: WaitFor) -> tuple[Any, int]:
     event = driver._channel(effect.channel)
     while not event.wait(driver.wait_poll_s):
-        if driver._failures:
-            raise WorkerFailed(
-                f"worker {worker_id!r} stopped waiting on {effect.channel!r}: another worker failed"
-            ) from driver._failures[0]
+        if driver._failures:  # the run cannot finish: surface the first failure here too
+            raise driver._failures[0]
     return None, 0
 
 

@@ -120,6 +120,8 @@ class SimDriver:
             kinds = {type(member) for member in effect.effects}
             if len(kinds) == 1 and kinds <= _UNIFORM_LATENCY:
                 return (yield from self._perform_together(worker_id, effect.effects))
+            if kinds == {Download} and worker_id != CLIENT:
+                return (yield from self._download_together(worker_id, effect.effects))
             processes = [
                 self.env.process(self._perform(worker_id, member)) for member in effect.effects
             ]
@@ -155,6 +157,23 @@ class SimDriver:
             self.recorder.effect(worker_id, effect, start, self.env.now, 0)
             results.append(result)
         return results
+
+    def _download_together(self, worker_id: str, effects: tuple[Download, ...]):
+        """Parallel downloads of one worker, sharing its link (no process per download)."""
+        sizes = [self._stored_bytes(worker_id, effect.key) for effect in effects]
+        start = self.env.now
+        elapsed = yield from self.network.transfer_many(
+            worker_id, self.config_of(worker_id), sizes, "down"
+        )
+        for effect, nbytes, ms in zip(effects, sizes, elapsed, strict=True):
+            self.recorder.effect(worker_id, effect, start, start + ms, nbytes)
+        return [None] * len(effects)
+
+    def _stored_bytes(self, worker_id: str, key: str) -> int:
+        nbytes = self._store.get(key)
+        if nbytes is None:
+            raise DriverError(f"worker {worker_id!r} downloads missing key {key!r}")
+        return nbytes
 
     # -- workers --------------------------------------------------------------------------
 
@@ -220,9 +239,7 @@ def _execute(driver: SimDriver, worker_id: str, effect: Execute):
 
 
 def _download(driver: SimDriver, worker_id: str, effect: Download):
-    nbytes = driver._store.get(effect.key)
-    if nbytes is None:
-        raise DriverError(f"worker {worker_id!r} downloads missing key {effect.key!r}")
+    nbytes = driver._stored_bytes(worker_id, effect.key)
     if worker_id != CLIENT:
         yield from driver.network.transfer(worker_id, driver.config_of(worker_id), nbytes, "down")
     return None, nbytes

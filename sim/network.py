@@ -115,8 +115,42 @@ class Network:
         if self.platform.store_op_ms > 0:
             yield self.env.timeout(self.platform.store_op_ms)
         if nbytes > 0:
-            yield worker_link.serve(nbytes) & self.store_link.serve(nbytes)
+            # Both links serve the bytes at once; waiting on each in turn is waiting for both.
+            on_worker_link = worker_link.serve(nbytes)
+            yield self.store_link.serve(nbytes)
+            yield on_worker_link
         return self.env.now - start_ms
+
+    def transfer_many(
+        self,
+        worker_key: Hashable,
+        config: ResourceConfig,
+        sizes: list[int],
+        direction: Direction = "down",
+    ) -> Generator[simpy.Event, Any, list[float]]:
+        """SimPy process body: several transfers of one worker started together; returns each
+        one's elapsed ms. Same timing as one `transfer` process per size, with fewer events."""
+        worker_link = self.link(worker_key, config)
+        self.n_transfers += len(sizes)
+        self.n_store_ops += len(sizes)
+        if direction == "up":
+            self.bytes_up += sum(sizes)
+        else:
+            self.bytes_down += sum(sizes)
+        latency = self.platform.store_op_ms
+        if latency > 0:
+            yield self.env.timeout(latency)
+        pairs = [(worker_link.serve(n), self.store_link.serve(n)) if n > 0 else None for n in sizes]
+        elapsed = []
+        for pair in pairs:
+            if pair is None:
+                elapsed.append(latency)
+                continue
+            on_worker, on_store = pair
+            yield on_store
+            yield on_worker
+            elapsed.append(latency + max(on_worker.value, on_store.value))
+        return elapsed
 
     def store_op(self) -> Generator[simpy.Event, Any, float]:
         """SimPy process body: one small store command (INCR, SETNX, EXISTS); return elapsed ms."""

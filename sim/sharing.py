@@ -17,6 +17,7 @@ import simpy
 # A job is done when its finish tag is within this relative distance of virtual time: float
 # round-off in "rate * elapsed" must not leave a job a few ulps short of its amount.
 _REL_EPS = 1e-9
+_ABS_EPS_MS = 1e-9  # a head finishing within this many ms of a timeout is done at it
 
 
 class ProcessorSharing:
@@ -69,6 +70,7 @@ class ProcessorSharing:
         self._heap: list[tuple[float, int, simpy.Event, float]] = []  # (tag, seq, event, start_ms)
         self._seq = itertools.count()
         self._generation = 0
+        self._armed_ms = math.inf  # when the pending timeout fires (inf: none pending)
         self.n_served = 0
         self.amount_served = 0.0
 
@@ -122,29 +124,46 @@ class ProcessorSharing:
 
     def _advance(self) -> None:
         """Bring V up to the current sim time at the current per-job rate."""
-        now = self.env.now
-        if self._heap:
-            self._virtual += self.rate() * (now - self._updated_ms)
+        now = self.env._now
+        n = len(self._heap)
+        if n:
+            self._virtual += min(self.per_job_cap, self.capacity / n) * (now - self._updated_ms)
         self._updated_ms = now
 
     def _reschedule(self) -> None:
-        """Arm one timeout for the earliest finish tag; older timeouts become stale."""
-        self._generation += 1
+        """Make sure a timeout fires no later than the earliest finish.
+
+        An arrival only slows the others down, so a pending timeout that fires at or before the
+        new earliest finish is kept (it re-arms when it fires early); this halves the events
+        under load. Otherwise a new timeout is armed and older ones become stale.
+        """
         if not self._heap:
+            self._generation += 1
+            self._armed_ms = math.inf
             self._virtual = 0.0  # idle: restart V at 0 to keep its magnitude (and round-off) small
             return
         remaining = max(0.0, self._heap[0][0] - self._virtual)
-        timeout = self.env.timeout(remaining / self.rate())
+        finish_ms = self.env.now + remaining / self.rate()
+        if self._armed_ms <= finish_ms:
+            return
+        self._generation += 1
+        self._armed_ms = finish_ms
+        timeout = self.env.timeout(finish_ms - self.env.now)
         generation = self._generation
         timeout.callbacks.append(lambda _event: self._on_timeout(generation))
 
     def _on_timeout(self, generation: int) -> None:
         if generation != self._generation:
-            return  # superseded by a later arrival or departure
+            return  # superseded by a departure or an earlier-finishing arrival
+        self._armed_ms = math.inf
         self._advance()
-        # This timeout was armed for the head's finish, and the heap has not changed since, so the
-        # head is done exactly now; snap V onto its tag and release every job within round-off.
-        self._virtual = max(self._virtual, self._heap[0][0])
+        head = self._heap[0][0]
+        limit = self._virtual + _REL_EPS * max(1.0, abs(self._virtual))
+        if head > limit and (head - self._virtual) / self.rate() > _ABS_EPS_MS:
+            self._reschedule()  # fired early: arrivals since arming slowed the head down
+            return
+        # The head is done now; snap V onto its tag and release every job within round-off.
+        self._virtual = max(self._virtual, head)
         limit = self._virtual + _REL_EPS * max(1.0, abs(self._virtual))
         now = self.env.now
         while self._heap and self._heap[0][0] <= limit:

@@ -12,6 +12,7 @@ from dag.graph import DAG
 from dag.plan import Plan
 from sim.engine import SimDriver, TaskProfiles, run_simulation
 from sim.platform import Platform
+from traces.schema import coerce_frame, empty_frame
 from worker.schedule import Schedule
 
 
@@ -69,6 +70,16 @@ class SimResult:
         return row
 
 
+def _frame(table: str, rows: list[dict[str, Any]], labels: dict[str, Any]) -> pd.DataFrame:
+    """Typed trace table from recorder rows plus per-run labels (column-wise, for speed)."""
+    if not rows:
+        return empty_frame(table)
+    frame = pd.DataFrame(rows)
+    for column, value in labels.items():
+        frame[column] = value
+    return coerce_frame(table, frame, source=f"simulated {table}")
+
+
 def realised_critical_path(dag: DAG, tasks: pd.DataFrame) -> tuple[str, ...]:
     """Walk back from the last-finishing task through the input whose arrival came last."""
     if tasks.empty:
@@ -89,6 +100,9 @@ def simulate(
     profiles: TaskProfiles,
     platform: Platform | str = "aws-lambda",
     seed: int | None = 0,
+    *,
+    run_id: str | None = None,
+    workflow: str | None = None,
 ) -> SimResult:
     """Simulate `plan` on `dag` with task `profiles` on `platform`.
 
@@ -103,6 +117,8 @@ def simulate(
         A Platform or a preset name / TOML path.
     seed : int or None
         Seeds the run's numpy Generator: same inputs and seed, identical results.
+    run_id, workflow : str, optional
+        Labels for the trace rows (default: derived from the DAG, planner and seed).
 
     Raises
     ------
@@ -113,8 +129,15 @@ def simulate(
         platform = Platform.preset(platform)
     schedule = Schedule.build(dag, plan)
     driver: SimDriver = run_simulation(schedule, profiles, platform, seed)
-    tasks = pd.DataFrame(driver.recorder.task_rows())
-    workers = pd.DataFrame(driver.recorder.worker_rows())
+    labels = {
+        "run_id": run_id or f"sim-{dag.dag_hash[:8]}-{plan.planner or 'plan'}-{seed}",
+        "workflow": workflow if workflow is not None else dag.name,
+        "dag_hash": dag.dag_hash,
+        "planner": plan.planner,
+        "backend": "sim",
+    }
+    tasks = _frame("tasks", driver.recorder.task_rows(), labels)
+    workers = _frame("workers", driver.recorder.worker_rows(), {"run_id": labels["run_id"]})
     driver.ledger.store_transfer(driver.network.bytes_up + driver.network.bytes_down)
     driver.ledger.store_op(driver.network.n_store_ops + driver.network.n_publishes)
     return SimResult(

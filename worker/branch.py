@@ -224,9 +224,7 @@ def run_client(schedule: Schedule, *, fetch_results: bool = True) -> Logic:
     fixed = [(w, c, t) for w, c, t in starts if w in schedule.local_order]
     if fixed:
         yield from _all([SetIfAbsent(key=started_key(w)) for w, _, _ in fixed])
-    yield from _all(
-        [Invoke(worker_id=w, config=c, start_tasks=(t,)) for w, c, t in starts]
-    )
+    yield from _all([Invoke(worker_id=w, config=c, start_tasks=(t,)) for w, c, t in starts])
     sinks = list(schedule.dag.sinks)
     yield from _all([Subscribe(channel=done_channel(s)) for s in sinks])
     present = yield from _all([Exists(key=output_key(s)) for s in sinks])

@@ -146,8 +146,10 @@ class TraceRecorder:
             inputs_done_ms = times.inputs_done_ms if downloaded else times.exec_start_ms
             end_ms = max(times.exec_done_ms, times.upload_end_ms, times.dc_end_ms)
             available[task_id] = times.output_bytes
-            config = self._workers[times.worker_id].config if times.worker_id in self._workers else (
-                self.schedule.config_of[task_id]
+            config = (
+                self._workers[times.worker_id].config
+                if times.worker_id in self._workers
+                else (self.schedule.config_of[task_id])
             )
             rows.append(
                 {
@@ -190,7 +192,6 @@ class TraceRecorder:
                     "memory_mb": times.config.memory_mb,
                     "cpus": times.config.cpus,
                     "startup": times.startup,
-                    "startup_ms": times.startup_ms,
                     "invoked_ms": times.invoked_ms,
                     "ready_ms": times.ready_ms,
                     "end_ms": times.end_ms,

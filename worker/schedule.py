@@ -81,7 +81,9 @@ class Schedule:
                 local.setdefault(worker_id, []).append(task_id)
         counted = {
             t: tuple(
-                d for d in dag.predecessors(t) if worker_of[t] is None or worker_of[d] != worker_of[t]
+                d
+                for d in dag.predecessors(t)
+                if worker_of[t] is None or worker_of[d] != worker_of[t]
             )
             for t in dag
         }

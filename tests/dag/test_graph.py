@@ -63,7 +63,14 @@ def test_unknown_dependency_rejected():
 def test_cycle_names_its_tasks():
     """A cycle error lists exactly the tasks of the cycle."""
     with pytest.raises(CycleError) as info:
-        DAG([Task("s", "f"), Task("a", "f", ("s", "c")), Task("b", "f", ("a",)), Task("c", "f", ("b",))])
+        DAG(
+            [
+                Task("s", "f"),
+                Task("a", "f", ("s", "c")),
+                Task("b", "f", ("a",)),
+                Task("c", "f", ("b",)),
+            ]
+        )
     assert sorted(info.value.cycle) == ["a", "b", "c"]
 
 
@@ -129,11 +136,7 @@ def test_dag_hash_stable_under_rebuild_and_renaming(g, rnd):
 def test_dag_hash_changes_with_an_edge(g, data):
     """Adding or removing one edge changes dag_hash."""
     order = g.topological_order()
-    pairs = [
-        (order[i], order[j])
-        for i in range(len(order))
-        for j in range(i + 1, len(order))
-    ]
+    pairs = [(order[i], order[j]) for i in range(len(order)) for j in range(i + 1, len(order))]
     producer, consumer = data.draw(st.sampled_from(pairs))
     tasks = []
     for t in g.tasks.values():
@@ -150,7 +153,9 @@ def test_dag_hash_changes_with_an_edge(g, data):
 def test_dag_hash_changes_with_a_function(g, data):
     """Changing one task's function changes dag_hash."""
     victim = data.draw(st.sampled_from(list(g)))
-    tasks = [Task(t.id, t.function + "_v2", t.deps) if t.id == victim else t for t in g.tasks.values()]
+    tasks = [
+        Task(t.id, t.function + "_v2", t.deps) if t.id == victim else t for t in g.tasks.values()
+    ]
     assert DAG(tasks).dag_hash != g.dag_hash
 
 

@@ -26,7 +26,9 @@ def test_unplaced_task_named():
 
 def test_unknown_task_named():
     """A placement for a task not in the DAG is named."""
-    plan = Plan({"a": Placement("w", SMALL), "b": Placement("w", SMALL), "zz": Placement("w", SMALL)})
+    plan = Plan(
+        {"a": Placement("w", SMALL), "b": Placement("w", SMALL), "zz": Placement("w", SMALL)}
+    )
     with pytest.raises(PlanError, match="'zz'"):
         plan.validate(chain())
 

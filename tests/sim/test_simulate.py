@@ -20,7 +20,9 @@ ONE_CPU = ResourceConfig(1769, 1.0)
 
 def test_ideal_flexible_makespan_is_the_critical_path():
     """Every task on its own flexible worker, ideal platform: makespan = exec critical path."""
-    dag = DAG([Task("a", "f"), Task("b", "g", ("a",)), Task("c", "g", ("a",)), Task("d", "h", ("b", "c"))])
+    dag = DAG(
+        [Task("a", "f"), Task("b", "g", ("a",)), Task("c", "g", ("a",)), Task("d", "h", ("b", "c"))]
+    )
     exec_ms = {"a": 3.0, "b": 10.0, "c": 4.0, "d": 2.0}
     plan = Plan({t: Placement(None, CFG) for t in dag})
     result = simulate(dag, plan, DictProfiles(exec_ms, dict.fromkeys(dag, 1000)), "ideal")
@@ -30,7 +32,9 @@ def test_ideal_flexible_makespan_is_the_critical_path():
 
 def test_ideal_single_worker_makespan_is_the_sum():
     """All tasks on one fixed one-cpu worker, ideal platform: makespan = sum of exec times."""
-    dag = DAG([Task("a", "f"), Task("b", "g", ("a",)), Task("c", "g", ("a",)), Task("d", "h", ("b", "c"))])
+    dag = DAG(
+        [Task("a", "f"), Task("b", "g", ("a",)), Task("c", "g", ("a",)), Task("d", "h", ("b", "c"))]
+    )
     exec_ms = {"a": 3.0, "b": 10.0, "c": 4.0, "d": 2.0}
     plan = Plan({t: Placement("w", ONE_CPU) for t in dag})
     result = simulate(dag, plan, DictProfiles(exec_ms, dict.fromkeys(dag, 1000)), "ideal")
@@ -74,10 +78,12 @@ def test_hand_computed_five_tasks_with_transfers_and_cold_starts():
     rows = result.tasks.set_index("task_id")
     assert result.makespan_ms == pytest.approx(236.1)
     assert rows.loc["e", "end_ms"] == pytest.approx(146.5)
-    assert rows.loc["c", ["start_ms", "inputs_done_ms", "exec_done_ms", "end_ms"]].tolist() == pytest.approx(
-        [219, 225, 230, 233]
+    assert rows.loc[
+        "c", ["start_ms", "inputs_done_ms", "exec_done_ms", "end_ms"]
+    ].tolist() == pytest.approx([219, 225, 230, 233])
+    assert rows.loc["d", ["ready_ms", "start_ms", "exec_done_ms"]].tolist() == pytest.approx(
+        [232, 232, 235]
     )
-    assert rows.loc["d", ["ready_ms", "start_ms", "exec_done_ms"]].tolist() == pytest.approx([232, 232, 235])
     assert (rows.loc["a", "startup"], rows.loc["a", "startup_ms"]) == ("cold", 100.0)
     assert result.n_cold == 2
     workers = result.workers.set_index("worker_id")
@@ -160,7 +166,9 @@ def test_downloaded_bytes_equal_cross_worker_edges(run):
 def test_warm_starts_never_exceed_idle_containers(run):
     """The pools' invariant holds after any run: warm starts <= idle containers of that config."""
     dag, plan, profiles, _, _, seed = run
-    driver = run_simulation(Schedule.build(dag, plan), profiles, Platform.preset("aws-lambda"), seed)
+    driver = run_simulation(
+        Schedule.build(dag, plan), profiles, Platform.preset("aws-lambda"), seed
+    )
     driver.pools.check()
     assert driver.pools.n_cold + driver.pools.n_warm == len(driver.recorder.worker_rows())
 

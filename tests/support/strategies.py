@@ -18,7 +18,11 @@ def dags(draw, min_tasks: int = 1, max_tasks: int = 20, max_deps: int = 3) -> DA
     sizes = {}
     for i in range(n):
         earlier = list(range(i))
-        deps = draw(st.lists(st.sampled_from(earlier), max_size=max_deps, unique=True)) if earlier else []
+        deps = (
+            draw(st.lists(st.sampled_from(earlier), max_size=max_deps, unique=True))
+            if earlier
+            else []
+        )
         function = draw(st.sampled_from(FUNCTIONS))
         tasks.append(Task(ids[i], function, tuple(ids[d] for d in deps)))
         for d in deps:

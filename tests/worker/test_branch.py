@@ -154,7 +154,10 @@ def test_none_result_is_uploaded_as_a_value():
 
 def test_client_starts_initial_workers_and_waits_for_sinks():
     """The client claims fixed workers, invokes them and the flexible sources, then waits."""
-    s = schedule([Task("a", "f"), Task("b", "f"), Task("c", "g", ("a", "b"))], {"a": "w", "b": None, "c": "w"})
+    s = schedule(
+        [Task("a", "f"), Task("b", "f"), Task("c", "g", ("a", "b"))],
+        {"a": "w", "b": None, "c": "w"},
+    )
     logic = run_client(s)
     assert next(logic) == SetIfAbsent(key="started:w")
     assert logic.send(True) == Parallel(
