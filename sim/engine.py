@@ -93,6 +93,8 @@ class SimDriver:
         self._counters: dict[str, int] = {}
         self._channels: dict[str, simpy.Event] = {}
         self._cpus: dict[str, ProcessorSharing] = {}
+        # Workers inside a Parallel: the only place their effects (and so tasks) can overlap.
+        self._overlapping: dict[str, int] = {}
         self._configs: dict[str, ResourceConfig] = {}
 
     # -- trampoline -------------------------------------------------------------------------
@@ -122,10 +124,12 @@ class SimDriver:
                 return (yield from self._perform_together(worker_id, effect.effects))
             if kinds == {Download} and worker_id != CLIENT:
                 return (yield from self._download_together(worker_id, effect.effects))
+            self._overlapping[worker_id] = self._overlapping.get(worker_id, 0) + 1
             processes = [
                 self.env.process(self._perform(worker_id, member)) for member in effect.effects
             ]
             done = yield self.env.all_of(processes)
+            self._overlapping[worker_id] -= 1
             return [done[p] for p in processes]
         handler = HANDLERS.get(type(effect))
         if handler is None:
@@ -233,7 +237,10 @@ def _execute(driver: SimDriver, worker_id: str, effect: Execute):
     if not (math.isfinite(exec_ms) and exec_ms >= 0):
         raise DriverError(f"profile gives exec_ms={exec_ms!r} for task {effect.task_id!r}")
     if exec_ms > 0:
-        yield driver.cpu(worker_id).serve(exec_ms)
+        if driver._overlapping.get(worker_id):
+            yield driver.cpu(worker_id).serve(exec_ms)
+        else:  # alone on the worker: processor sharing with one job is a plain delay
+            yield driver.env.timeout(exec_ms)
     nbytes = int(driver.profiles.output_bytes(effect.task_id))
     return TaskOutput(None, nbytes), nbytes
 

@@ -71,6 +71,7 @@ class ProcessorSharing:
         self._seq = itertools.count()
         self._generation = 0
         self._armed_ms = math.inf  # when the pending timeout fires (inf: none pending)
+        self._solo_rate = min(self.per_job_cap, self.capacity)
         self.n_served = 0
         self.amount_served = 0.0
 
@@ -103,22 +104,17 @@ class ProcessorSharing:
         ValueError
             If amount is negative, NaN or infinite.
         """
-        if (
-            isinstance(amount, bool)
-            or not isinstance(amount, int | float)
-            or not math.isfinite(amount)
-            or amount < 0
-        ):
+        if amount.__class__ not in (int, float) or not 0 <= amount < math.inf:
             raise ValueError(
                 f"ProcessorSharing {self.name!r}: amount={amount!r} must be a finite number >= 0"
             )
         self.n_served += 1
         self.amount_served += amount
-        event = self.env.event()
-        if amount == 0 or self.rate(1) == math.inf:
+        event = simpy.Event(self.env)
+        if amount == 0 or self._solo_rate == math.inf:
             return event.succeed(0.0)
         self._advance()
-        heapq.heappush(self._heap, (self._virtual + amount, next(self._seq), event, self.env.now))
+        heapq.heappush(self._heap, (self._virtual + amount, next(self._seq), event, self.env._now))
         self._reschedule()
         return event
 
@@ -142,15 +138,22 @@ class ProcessorSharing:
             self._armed_ms = math.inf
             self._virtual = 0.0  # idle: restart V at 0 to keep its magnitude (and round-off) small
             return
-        remaining = max(0.0, self._heap[0][0] - self._virtual)
-        finish_ms = self.env.now + remaining / self.rate()
+        remaining = self._heap[0][0] - self._virtual
+        delay = (
+            remaining / min(self.per_job_cap, self.capacity / len(self._heap))
+            if remaining > 0
+            else 0.0
+        )
+        finish_ms = self.env._now + delay
         if self._armed_ms <= finish_ms:
             return
         self._generation += 1
         self._armed_ms = finish_ms
-        timeout = self.env.timeout(finish_ms - self.env.now)
-        generation = self._generation
-        timeout.callbacks.append(lambda _event: self._on_timeout(generation))
+        timeout = simpy.Timeout(self.env, delay, self._generation)
+        timeout.callbacks.append(self._on_timeout_event)
+
+    def _on_timeout_event(self, event: simpy.Event) -> None:
+        self._on_timeout(event.value)
 
     def _on_timeout(self, generation: int) -> None:
         if generation != self._generation:
