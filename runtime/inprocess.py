@@ -22,6 +22,7 @@ from worker.effects import (
     Download,
     Execute,
     Exists,
+    Get,
     Incr,
     Invoke,
     Now,
@@ -29,12 +30,16 @@ from worker.effects import (
     Publish,
     SetIfAbsent,
     Sleep,
+    StreamDownload,
+    StreamUpload,
     Subscribe,
     TaskOutput,
     Upload,
+    WaitAny,
     WaitFor,
     Warmup,
 )
+from worker.estimates import Estimates
 from worker.recording import TraceRecorder
 from worker.schedule import Schedule
 
@@ -73,12 +78,22 @@ class InProcessDriver:
     plan : Plan
     call : callable (task_id, inputs) -> value
         Runs one task's real function, e.g. ``lambda t, inputs: workflow.specs[t].call(inputs)``.
+    estimates : Estimates, optional
+        Run-time predictions for task-dup and clustering (needed when the plan uses task-dup).
     wait_poll_ms : float
         How often a blocked WaitFor checks whether another worker failed.
     """
 
-    def __init__(self, dag: DAG, plan: Plan, call: TaskCall, *, wait_poll_ms: float = 50.0):
-        self.schedule = Schedule.build(dag, plan)
+    def __init__(
+        self,
+        dag: DAG,
+        plan: Plan,
+        call: TaskCall,
+        *,
+        estimates: Estimates | None = None,
+        wait_poll_ms: float = 50.0,
+    ):
+        self.schedule = Schedule.build(dag, plan, estimates)
         self.call = call
         self.wait_poll_s = wait_poll_ms / 1000
         self.recorder = TraceRecorder(self.schedule)
@@ -91,6 +106,15 @@ class InProcessDriver:
         self._t0 = time.perf_counter()
         self.invocations: list[Invoke] = []
         self.uploads: list[str] = []
+
+    def counters(self) -> dict[str, int]:
+        """Dependency counters as they stand (a copy)."""
+        with self._lock:
+            return dict(self._counters)
+
+    def stored_keys(self) -> set[str]:
+        with self._lock:
+            return set(self._store)
 
     def now_ms(self) -> float:
         return (time.perf_counter() - self._t0) * 1000.0
@@ -200,6 +224,29 @@ def _upload(driver: InProcessDriver, worker_id: str, effect: Upload) -> tuple[An
     return None, effect.nbytes
 
 
+def _stream_upload(
+    driver: InProcessDriver, worker_id: str, effect: StreamUpload
+) -> tuple[Any, int]:
+    # In memory a stream is the whole value at once; readers wait for it below.
+    result = _upload(driver, worker_id, effect)
+    driver._channel(f"stream:{effect.key}").set()
+    return result
+
+
+def _stream_download(
+    driver: InProcessDriver, worker_id: str, effect: StreamDownload
+) -> tuple[Any, int]:
+    _block(driver, driver._channel(f"stream:{effect.key}"))
+    return _download(driver, worker_id, Download(key=effect.key, task_id=effect.task_id))
+
+
+def _get(driver: InProcessDriver, worker_id: str, effect: Get) -> tuple[Any, int]:
+    with driver._lock:
+        if effect.key in driver._store:
+            return driver._store[effect.key][0], 0
+        return driver._counters.get(effect.key), 0
+
+
 def _incr(driver: InProcessDriver, worker_id: str, effect: Incr) -> tuple[Any, int]:
     with driver._lock:
         count = driver._counters.get(effect.counter, 0) + 1
@@ -230,12 +277,26 @@ def _publish(driver: InProcessDriver, worker_id: str, effect: Publish) -> tuple[
     return None, 0
 
 
-def _wait_for(driver: InProcessDriver, worker_id: str, effect: WaitFor) -> tuple[Any, int]:
-    event = driver._channel(effect.channel)
-    while not event.wait(driver.wait_poll_s):
+def _block(driver: InProcessDriver, *events: threading.Event) -> int:
+    """Wait until one of `events` is set; returns its index. A failed worker ends the wait."""
+    while True:
+        for index, event in enumerate(events):
+            if event.is_set():
+                return index
+        if events[0].wait(driver.wait_poll_s if len(events) == 1 else driver.wait_poll_s / 10):
+            return 0
         if driver._failures:  # the run cannot finish: surface the first failure here too
             raise driver._failures[0]
+
+
+def _wait_for(driver: InProcessDriver, worker_id: str, effect: WaitFor) -> tuple[Any, int]:
+    _block(driver, driver._channel(effect.channel))
     return None, 0
+
+
+def _wait_any(driver: InProcessDriver, worker_id: str, effect: WaitAny) -> tuple[Any, int]:
+    index = _block(driver, *(driver._channel(c) for c in effect.channels))
+    return effect.channels[index], 0
 
 
 def _invoke(driver: InProcessDriver, worker_id: str, effect: Invoke) -> tuple[Any, int]:
@@ -268,6 +329,10 @@ HANDLERS: dict[type, Callable[[InProcessDriver, str, Any], tuple[Any, int]]] = {
     Subscribe: _subscribe,
     Publish: _publish,
     WaitFor: _wait_for,
+    WaitAny: _wait_any,
+    StreamUpload: _stream_upload,
+    StreamDownload: _stream_download,
+    Get: _get,
     Invoke: _invoke,
     Warmup: _warmup,
     Sleep: _sleep,
@@ -275,6 +340,8 @@ HANDLERS: dict[type, Callable[[InProcessDriver, str, Any], tuple[Any, int]]] = {
 }
 
 
-def run_in_process(dag: DAG, plan: Plan, call: TaskCall) -> InProcessResult:
+def run_in_process(
+    dag: DAG, plan: Plan, call: TaskCall, *, estimates: Estimates | None = None
+) -> InProcessResult:
     """Run `plan` on `dag` with real functions in this process; see `InProcessDriver`."""
-    return InProcessDriver(dag, plan, call).execute()
+    return InProcessDriver(dag, plan, call, estimates=estimates).execute()

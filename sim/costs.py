@@ -32,6 +32,7 @@ class CostLedger:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.gb_s = 0.0
+        self.idle_gb_s = 0.0
         self.billed_ms = 0.0
         self.n_requests = 0
         self.store_bytes = 0
@@ -62,6 +63,14 @@ class CostLedger:
         self.gb_s += config.memory_gb * billed_ms / 1000.0
         self.n_requests += 1
         return billed_ms
+
+    def idle(self, config: ResourceConfig, idle_ms: float) -> None:
+        """Bill `idle_ms` of a pre-warmed container kept idle for a later invocation (GB-s
+        only, no request fee; not rounded)."""
+        if not (math.isfinite(idle_ms) and idle_ms >= 0):
+            raise ValueError(f"idle time of {config}: idle_ms={idle_ms!r} must be finite and >= 0")
+        self.idle_gb_s += config.memory_gb * idle_ms / 1000.0
+        self.gb_s += config.memory_gb * idle_ms / 1000.0
 
     def store_transfer(self, nbytes: int) -> None:
         """Bill ``nbytes`` moved to or from the store.

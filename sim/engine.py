@@ -25,6 +25,7 @@ from worker.effects import (
     Download,
     Execute,
     Exists,
+    Get,
     Incr,
     Invoke,
     Now,
@@ -32,9 +33,12 @@ from worker.effects import (
     Publish,
     SetIfAbsent,
     Sleep,
+    StreamDownload,
+    StreamUpload,
     Subscribe,
     TaskOutput,
     Upload,
+    WaitAny,
     WaitFor,
     Warmup,
 )
@@ -89,7 +93,10 @@ class SimDriver:
         self.recorder = TraceRecorder(schedule, billing_ms=platform.billing_granularity_ms)
         self.invocations: list[Invoke] = []
         self.uploads: list[str] = []
-        self._store: dict[str, int] = {}
+        self._store: dict[str, int] = {}  # stored outputs: key -> bytes
+        self._markers: dict[str, Any] = {}  # small values (set-if-absent keys): key -> value
+        self._streams: dict[str, _Stream] = {}
+        self._prewarmed: list[Container] = []
         self._counters: dict[str, int] = {}
         self._channels: dict[str, simpy.Event] = {}
         self._cpus: dict[str, ProcessorSharing] = {}
@@ -209,15 +216,36 @@ class SimDriver:
             ready_ms=self.env.now,
         )
         self._configs[invocation.worker_id] = invocation.config
+        if container.prewarm_hit:  # the warm pool kept it idle for us since its warm-up
+            idle_ms = container.busy_since_ms - container.invocations[-1].end_ms
+            self.ledger.idle(invocation.config, idle_ms)
+            self.recorder.worker_prewarmed(invocation.worker_id)
         yield from Worker(self.schedule, invocation).mock_execute_branch(self)
         busy_ms = self.pools.release(container)
         self.ledger.invocation(invocation.config, busy_ms)
         self.recorder.worker_ended(invocation.worker_id, self.env.now)
 
-    def prewarm_process(self, config: ResourceConfig) -> Generator[Any, Any, None]:
-        """A warm-up invocation: billed like any other, it leaves an idle warm container."""
+    def prewarm_process(self, config: ResourceConfig, delay_ms: float) -> Generator[Any, Any, None]:
+        """A warm-up invocation after `delay_ms`: billed like any other invocation, it leaves an
+        idle warm container; its idle time is billed when a worker takes it or the run ends."""
+        if delay_ms > 0:
+            yield self.env.timeout(delay_ms)
         container: Container = yield from self.pools.prewarm(config)
         self.ledger.invocation(config, container.invocations[-1].duration_ms)
+        self._prewarmed.append(container)
+
+    def bill_unused_prewarms(self, end_ms: float) -> None:
+        """Pre-warmed containers nobody took: bill their idle time until `end_ms`."""
+        for container in self._prewarmed:
+            if container.state == "idle" and container.prewarmed:
+                idle_ms = max(0.0, end_ms - container.invocations[-1].end_ms)
+                self.ledger.idle(container.config, idle_ms)
+
+    def stream(self, key: str) -> _Stream:
+        found = self._streams.get(key)
+        if found is None:
+            found = self._streams[key] = _Stream(self.env)
+        return found
 
     def _channel(self, channel: str) -> simpy.Event:
         event = self._channels.get(channel)
@@ -229,6 +257,14 @@ class SimDriver:
 # -- handlers: one per effect; each a SimPy process body returning (result, bytes moved) ----
 
 Handler = Callable[[SimDriver, str, Any], Generator[Any, Any, tuple[Any, int]]]
+
+
+class _Stream:
+    """A stream being written: when it began (with its chunk sizes) and each chunk's arrival."""
+
+    def __init__(self, env: simpy.Environment):
+        self.begun = env.event()  # value: list of chunk sizes
+        self.chunks: list[simpy.Event] = []
 
 
 def _execute(driver: SimDriver, worker_id: str, effect: Execute):
@@ -268,14 +304,20 @@ def _apply_incr(driver: SimDriver, worker_id: str, effect: Incr, start_ms: float
 def _apply_set_if_absent(
     driver: SimDriver, worker_id: str, effect: SetIfAbsent, start_ms: float
 ) -> bool:
-    if effect.key in driver._store:
+    if effect.key in driver._store or effect.key in driver._markers:
         return False
-    driver._store[effect.key] = 0
+    driver._markers[effect.key] = effect.value
     return True
 
 
 def _apply_exists(driver: SimDriver, worker_id: str, effect: Exists, start_ms: float) -> bool:
-    return effect.key in driver._store
+    return effect.key in driver._store or effect.key in driver._markers
+
+
+def _apply_get(driver: SimDriver, worker_id: str, effect: Get, start_ms: float) -> Any:
+    if effect.key in driver._markers:
+        return driver._markers[effect.key]
+    return driver._counters.get(effect.key)
 
 
 def _apply_subscribe(driver: SimDriver, worker_id: str, effect: Subscribe, start_ms: float) -> None:
@@ -288,6 +330,7 @@ def _apply_invoke(driver: SimDriver, worker_id: str, effect: Invoke, start_ms: f
 
 
 _APPLY = {
+    Get: _apply_get,
     Incr: _apply_incr,
     SetIfAbsent: _apply_set_if_absent,
     Exists: _apply_exists,
@@ -335,9 +378,49 @@ def _invoke(driver: SimDriver, worker_id: str, effect: Invoke):
 
 
 def _warmup(driver: SimDriver, worker_id: str, effect: Warmup):
-    driver.env.process(driver.prewarm_process(effect.config))
+    driver.env.process(driver.prewarm_process(effect.config, effect.delay_ms))
     return None, 0
     yield
+
+
+def _wait_any(driver: SimDriver, worker_id: str, effect: WaitAny):
+    events = [driver._channel(channel) for channel in effect.channels]
+    if not any(event.triggered for event in events):
+        yield driver.env.any_of(events)
+    return next(c for c, e in zip(effect.channels, events, strict=True) if e.triggered), 0
+
+
+def _chunk_sizes(nbytes: int, chunk_bytes: int) -> list[int]:
+    full, rest = divmod(nbytes, chunk_bytes)
+    return [chunk_bytes] * full + ([rest] if rest or not full else [])
+
+
+def _stream_upload(driver: SimDriver, worker_id: str, effect: StreamUpload):
+    """Chunks go up one after another; each is readable as soon as it is stored."""
+    stream = driver.stream(effect.key)
+    sizes = _chunk_sizes(effect.nbytes, effect.chunk_bytes)
+    stream.chunks = [driver.env.event() for _ in sizes]
+    stream.begun.succeed(sizes)
+    config = driver.config_of(worker_id)
+    for index, (size, arrived) in enumerate(zip(sizes, stream.chunks, strict=True)):
+        # Chunk writes are pipelined: only the first pays the store's command latency.
+        yield from driver.network.transfer(worker_id, config, size, "up", latency=index == 0)
+        arrived.succeed()
+    driver._store[effect.key] = effect.nbytes
+    driver.uploads.append(effect.key)
+    return None, effect.nbytes
+
+
+def _stream_download(driver: SimDriver, worker_id: str, effect: StreamDownload):
+    """Read each chunk once it arrives, so the download overlaps the producer's upload."""
+    config = driver.config_of(worker_id)
+    stream = driver.stream(effect.key)
+    sizes = yield stream.begun
+    for index, (size, arrived) in enumerate(zip(sizes, stream.chunks, strict=True)):
+        if not arrived.processed:
+            yield arrived
+        yield from driver.network.transfer(worker_id, config, size, "down", latency=index == 0)
+    return None, sum(sizes)
 
 
 def _sleep(driver: SimDriver, worker_id: str, effect: Sleep):
@@ -355,6 +438,7 @@ HANDLERS: dict[type, Handler] = {
     Execute: _execute,
     Download: _download,
     Upload: _upload,
+    Get: _store_command,
     Incr: _store_command,
     SetIfAbsent: _store_command,
     Exists: _store_command,
@@ -363,6 +447,9 @@ HANDLERS: dict[type, Handler] = {
     WaitFor: _wait_for,
     Invoke: _invoke,
     Warmup: _warmup,
+    WaitAny: _wait_any,
+    StreamUpload: _stream_upload,
+    StreamDownload: _stream_download,
     Sleep: _sleep,
     Now: _now,
 }
@@ -382,6 +469,7 @@ def run_simulation(
     driver = SimDriver(env, schedule, profiles, platform, np.random.default_rng(seed))
     env.process(driver.run(run_client(schedule, fetch_results=False), None))
     env.run()
+    driver.bill_unused_prewarms(env.now)
     missing = set(schedule.dag) - driver.recorder.executed()
     if missing:
         raise DriverError(

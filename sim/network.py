@@ -86,8 +86,13 @@ class Network:
         config: ResourceConfig,
         nbytes: int,
         direction: Direction = "down",
+        *,
+        latency: bool = True,
     ) -> Generator[simpy.Event, Any, float]:
         """SimPy process body: move ``nbytes`` between the worker and the store; return elapsed ms.
+
+        ``latency=False`` skips the per-operation latency (a command pipelined behind another,
+        e.g. the later chunks of a stream).
 
         Use as ``ms = yield from network.transfer(worker_id, config, nbytes, "up")``.
 
@@ -112,7 +117,7 @@ class Network:
             self.bytes_up += nbytes
         else:
             self.bytes_down += nbytes
-        if self.platform.store_op_ms > 0:
+        if latency and self.platform.store_op_ms > 0:
             yield self.env.timeout(self.platform.store_op_ms)
         if nbytes > 0:
             # Both links serve the bytes at once; waiting on each in turn is waiting for both.

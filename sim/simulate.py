@@ -11,8 +11,10 @@ import pandas as pd
 from dag.graph import DAG
 from dag.plan import Plan
 from sim.engine import SimDriver, TaskProfiles, run_simulation
+from sim.estimates import PlatformEstimates
 from sim.platform import Platform
 from traces.schema import coerce_frame, empty_frame
+from worker.estimates import Estimates
 from worker.schedule import Schedule
 
 
@@ -26,7 +28,7 @@ class SimResult:
         One row per task execution / worker invocation, trace-schema columns (times in ms from
         run start, sizes in bytes).
     makespan_ms : float
-        When the last task's output was stored.
+        When the last sink's output was stored.
     cost : dict
         USD per component (``compute_usd``, ``requests_usd``, ``store_usd``, ``total_usd``) and
         the quantities billed.
@@ -80,12 +82,21 @@ def _frame(table: str, rows: list[dict[str, Any]], labels: dict[str, Any]) -> pd
     return coerce_frame(table, frame, source=f"simulated {table}")
 
 
+def makespan_of(dag: DAG, tasks: pd.DataFrame) -> float:
+    """When the last sink's result was stored (ms): a duplicated sink counts its first run."""
+    if tasks.empty:
+        return 0.0
+    sinks = tasks[tasks["task_id"].isin(dag.sinks)]
+    return float(sinks.groupby("task_id")["end_ms"].min().max())
+
+
 def realised_critical_path(dag: DAG, tasks: pd.DataFrame) -> tuple[str, ...]:
     """Walk back from the last-finishing task through the input whose arrival came last."""
     if tasks.empty:
         return ()
-    end = dict(zip(tasks["task_id"], tasks["end_ms"], strict=True))
-    done = dict(zip(tasks["task_id"], tasks["exec_done_ms"], strict=True))
+    first = tasks.groupby("task_id")[["end_ms", "exec_done_ms"]].min()  # duplicates: first wins
+    end = first["end_ms"].to_dict()
+    done = first["exec_done_ms"].to_dict()
     current = max(dag.sinks, key=lambda t: (end[t], t))
     path = [current]
     while dag.predecessors(current):
@@ -101,6 +112,7 @@ def simulate(
     platform: Platform | str = "aws-lambda",
     seed: int | None = 0,
     *,
+    estimates: Estimates | None = None,
     run_id: str | None = None,
     workflow: str | None = None,
 ) -> SimResult:
@@ -117,6 +129,9 @@ def simulate(
         A Platform or a preset name / TOML path.
     seed : int or None
         Seeds the run's numpy Generator: same inputs and seed, identical results.
+    estimates : Estimates, optional
+        What the workers predict at run time (task-dup, clustering); by default the run's own
+        profiles with the platform's transfer model (a perfect predictor).
     run_id, workflow : str, optional
         Labels for the trace rows (default: derived from the DAG, planner and seed).
 
@@ -127,7 +142,9 @@ def simulate(
     """
     if not isinstance(platform, Platform):
         platform = Platform.preset(platform)
-    schedule = Schedule.build(dag, plan)
+    if estimates is None:
+        estimates = PlatformEstimates(profiles, platform)
+    schedule = Schedule.build(dag, plan, estimates)
     driver: SimDriver = run_simulation(schedule, profiles, platform, seed)
     labels = {
         "run_id": run_id or f"sim-{dag.dag_hash[:8]}-{plan.planner or 'plan'}-{seed}",
@@ -143,7 +160,7 @@ def simulate(
     return SimResult(
         tasks=tasks,
         workers=workers,
-        makespan_ms=float(tasks["end_ms"].max()) if len(tasks) else 0.0,
+        makespan_ms=makespan_of(dag, tasks),
         cost=driver.ledger.breakdown(),
         n_cold=driver.pools.n_cold,
         n_warm=driver.pools.n_warm,

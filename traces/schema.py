@@ -21,7 +21,7 @@ import pandas as pd
 
 SCHEMA_VERSION = 1
 TABLES = ("tasks", "workers", "runs")
-STARTUP_KINDS = ("none", "warm", "cold")
+STARTUP_KINDS = ("none", "warm", "cold", "prewarmed")  # prewarmed: warm, owed to a pre-warm
 
 _MISSING: Any = object()
 

@@ -5,21 +5,23 @@ Rules (DESIGN.md, following WUKONG and octoflows):
 1. A *fixed* worker runs the tasks planned on its id one after another, in the DAG's
    topological order; it waits for remote inputs (subscribe, check existence, then wait, so no
    COMPLETED message is missed) and downloads them in parallel. Local inputs come from memory.
-2. A *flexible* worker (WUKONG) is started for one ready task. After each task it continues with
-   one ready flexible consumer of the same config and starts new workers for the others.
+2. A *flexible* worker (WUKONG) is started for one ready task. After each task it goes on with
+   the ready flexible consumers it keeps (one continuation, plus clustered ones) and starts new
+   workers for the others; it keeps every output it produced in memory.
 3. A task's output is uploaded only if it is a sink or some consumer will not read it from this
-   worker's memory (a consumer on another worker, or a flexible consumer other than the
-   continuation). Upload happens before any dependency counter is touched.
+   worker's memory. Upload happens before any dependency counter is touched, unless the
+   producer counts first on purpose (fan-in clustering, delayed I/O; their fan-ins then wait).
 4. Fan-in: each producer on another worker increments the consumer's counter exactly once; the
    one that sees the count reach ``len(counted)`` starts the consumer: a fixed consumer's worker
-   is invoked unless already started (set-if-absent), a flexible consumer becomes this worker's
-   continuation or gets a new worker.
-5. COMPLETED is published for a task whose output a fixed worker elsewhere, or the client
-   (sinks), may be waiting for.
+   is invoked unless already started (set-if-absent), a flexible consumer is kept by this worker
+   or gets a new one.
+5. COMPLETED is published for a task whose output a fixed worker elsewhere, a waiting fan-in,
+   or the client (sinks) may be waiting for.
 6. ``None`` is a valid result: outputs travel as values, never as "missing" markers.
 
-The logic yields effects (`worker.effects`) and never performs I/O itself. `Worker` hands the
-same generator to the real driver (`execute_branch`) or to the SimPy driver
+Optimizations (`worker.optimizations` holds their decisions) change these rules only where the
+plan's flags say so. The logic yields effects (`worker.effects`) and performs no I/O. `Worker`
+hands the same generator to the real driver (`execute_branch`) or to the SimPy driver
 (`mock_execute_branch`).
 """
 
@@ -30,22 +32,30 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dag.resources import ResourceConfig
+from worker import optimizations as opt
 from worker.effects import (
     Download,
     Execute,
     Exists,
     Incr,
     Invoke,
+    Now,
     Parallel,
     Publish,
     SetIfAbsent,
+    StreamDownload,
+    StreamUpload,
     Subscribe,
     TaskOutput,
     Upload,
+    WaitAny,
     WaitFor,
+    Warmup,
 )
 from worker.schedule import (
     Schedule,
+    began_key,
+    claim_key,
     counter_key,
     done_channel,
     flexible_worker_id,
@@ -85,59 +95,152 @@ def _all(effects: list[Any]) -> Logic:
     return list((yield Parallel(tuple(effects))))
 
 
-def fetch_inputs(schedule: Schedule, task_id: str, remote: Iterable[str], *, wait: bool) -> Logic:
-    """Download the outputs of `remote` producers for `task_id`, waiting for them if asked.
+# -- inputs ---------------------------------------------------------------------------------
 
-    Returns {producer id: value}.
+
+def fetch_inputs(
+    schedule: Schedule, task_id: str, remote: Iterable[str], me: Invocation, *, wait: bool
+) -> Logic:
+    """Get the outputs of `remote` producers for `task_id`, waiting for them if asked.
+
+    With ``wait``, missing outputs are awaited; pre-load downloads each as soon as it is stored,
+    task-dup may run a slow upstream here instead, and a streamed output is read as it is
+    written. Returns {producer id: value}.
     """
     remote = list(remote)
     if not remote:
         return {}
-    if wait:
-        yield from _all([Subscribe(channel=done_channel(d), task_id=task_id) for d in remote])
-        present = yield from _all([Exists(key=output_key(d), task_id=task_id) for d in remote])
-        for producer, stored in zip(remote, present, strict=True):
-            if not stored:
-                yield WaitFor(channel=done_channel(producer), task_id=task_id)
-    values = yield from _all([Download(key=output_key(d), task_id=task_id) for d in remote])
-    return dict(zip(remote, values, strict=True))
+    if not wait:
+        values = yield from _all([Download(key=output_key(d), task_id=task_id) for d in remote])
+        return dict(zip(remote, values, strict=True))
+    yield from _all([Subscribe(channel=done_channel(d), task_id=task_id) for d in remote])
+    present = yield from _all([Exists(key=output_key(d), task_id=task_id) for d in remote])
+    missing = [d for d, stored in zip(remote, present, strict=True) if not stored]
+    fetched: dict[str, Any] = {}
+    if missing and schedule.plan.enabled("task-dup", task_id):
+        for upstream in [d for d in missing if d in schedule.dup_targets]:
+            if (yield from opt.should_duplicate(schedule, task_id, upstream, me)):
+                fetched[upstream] = yield from run_duplicate(schedule, upstream, me)
+        missing = [d for d in missing if d not in fetched]
+    streamed = [d for d in missing if schedule.plan.enabled("output-streaming", d)]
+    missing = [d for d in missing if d not in streamed]
+    if schedule.plan.enabled("pre-load", task_id):
+        ready = [d for d in remote if d not in fetched and d not in missing and d not in streamed]
+        values = yield from _all([Download(key=output_key(d), task_id=task_id) for d in ready])
+        fetched.update(zip(ready, values, strict=True))
+        while missing:
+            channel = yield WaitAny(
+                channels=tuple(done_channel(d) for d in missing), task_id=task_id
+            )
+            producer = missing[[done_channel(d) for d in missing].index(channel)]
+            missing.remove(producer)
+            fetched[producer] = yield Download(key=output_key(producer), task_id=task_id)
+    else:
+        for producer in missing:
+            yield WaitFor(channel=done_channel(producer), task_id=task_id)
+    for producer in streamed:
+        fetched[producer] = yield StreamDownload(key=output_key(producer), task_id=task_id)
+    rest = [d for d in remote if d not in fetched]
+    values = yield from _all([Download(key=output_key(d), task_id=task_id) for d in rest])
+    fetched.update(zip(rest, values, strict=True))
+    return fetched
 
 
-def execute(task_id: str, inputs: Mapping[str, Any]) -> Logic:
-    output = yield Execute(task_id=task_id, inputs=inputs)
+def execute(task_id: str, inputs: Mapping[str, Any], *, duplicate: bool = False) -> Logic:
+    output = yield Execute(task_id=task_id, inputs=inputs, duplicate=duplicate)
     if not isinstance(output, TaskOutput):
         raise PlanViolation(f"driver returned {type(output).__name__} for Execute of {task_id!r}")
     return output
 
 
-def complete(schedule: Schedule, task_id: str, output: TaskOutput, me: Invocation) -> Logic:
-    """After `task_id` ran on worker `me`: upload, announce, count, start consumers.
+def run_duplicate(schedule: Schedule, upstream: str, me: Invocation) -> Logic:
+    """Task-dup: run `upstream` here; if this result wins, it stands for the planned one."""
+    deps = schedule.dag.predecessors(upstream)
+    inputs = yield from fetch_inputs(schedule, upstream, deps, me, wait=False)
+    output = yield from execute(upstream, inputs, duplicate=True)
+    planned = Invocation(schedule.worker_of[upstream], schedule.config_of[upstream], ())
+    yield from complete(schedule, upstream, output, planned)
+    return output.value
 
-    Returns the flexible continuation task id, or None.
-    """
-    dag = schedule.dag
-    worker_of = schedule.worker_of
-    flexible = worker_of[task_id] is None
-    consumers = dag.successors(task_id)
-    continuation = None
-    if flexible:
-        continuation = next(
-            (
-                c
-                for c in consumers
-                if worker_of[c] is None
-                and len(schedule.counted[c]) == 1
-                and schedule.config_of[c] == me.config
-            ),
-            None,
+
+# -- after a task ---------------------------------------------------------------------------
+
+
+def _publish_needed(schedule: Schedule, task_id: str, elsewhere: list[str]) -> bool:
+    consumers = schedule.dag.successors(task_id)
+    return (
+        not consumers
+        or any(schedule.worker_of[c] is not None for c in elsewhere)
+        or any(c in schedule.waits_for_inputs for c in elsewhere)
+    )
+
+
+def _store_output(
+    schedule: Schedule, task_id: str, output: TaskOutput, elsewhere: list[str]
+) -> Logic:
+    streaming = schedule.plan.enabled("output-streaming", task_id)
+    if streaming is not None:
+        chunk = int(streaming.params.get("chunk_bytes", opt.DEFAULT_CHUNK_BYTES))
+        yield StreamUpload(
+            key=output_key(task_id),
+            value=output.value,
+            nbytes=output.nbytes,
+            chunk_bytes=chunk,
+            task_id=task_id,
         )
-    elsewhere = [c for c in consumers if c != continuation and worker_of[c] != me.worker_id]
-    if not consumers or elsewhere:
+    else:
         yield Upload(
             key=output_key(task_id), value=output.value, nbytes=output.nbytes, task_id=task_id
         )
-    if not consumers or any(worker_of[c] is not None for c in elsewhere):
+    if _publish_needed(schedule, task_id, elsewhere):
         yield Publish(channel=done_channel(task_id), task_id=task_id)
+
+
+def complete(schedule: Schedule, task_id: str, output: TaskOutput, me: Invocation) -> Logic:
+    """After `task_id` ran on worker `me`: claim, upload, announce, count, start consumers.
+
+    Returns the tasks this (flexible) worker runs next, in order.
+    """
+    if task_id in schedule.dup_targets:
+        (won,) = yield from _all([SetIfAbsent(key=claim_key(task_id), task_id=task_id)])
+        if not won:
+            return []  # a duplicate's result already stands for this task
+    worker_of = schedule.worker_of
+    consumers = schedule.dag.successors(task_id)
+    keep = opt.kept_consumers(schedule, task_id, output, me)
+    elsewhere = [c for c in consumers if c not in keep and worker_of[c] != me.worker_id]
+    count_first = opt.count_before_upload(schedule, task_id, output, me, elsewhere)
+    if opt.delays_io(schedule, task_id, output, me) and keep:
+        # Delayed I/O: run the local consumers first, then do the rest of this task's I/O.
+        return [*keep, opt.Deferred(task_id, output, tuple(elsewhere), tuple(count_first))]
+    taken = yield from share_output(
+        schedule, task_id, output, me, elsewhere, count_first, keeping=bool(keep)
+    )
+    return [*keep, *taken]
+
+
+def share_output(
+    schedule: Schedule,
+    task_id: str,
+    output: TaskOutput,
+    me: Invocation,
+    elsewhere: Iterable[str],
+    count_first: Iterable[str],
+    *,
+    keeping: bool = False,
+) -> Logic:
+    """Upload what other workers need, count fan-ins, start ready consumers.
+
+    Returns the flexible consumers this worker takes over: fan-ins it completed after counting
+    first, and, when it keeps no consumer already (`keeping`), one ready flexible consumer.
+    """
+    worker_of = schedule.worker_of
+    elsewhere = list(elsewhere)
+    count_first = [c for c in count_first if c in elsewhere]
+    consumers = schedule.dag.successors(task_id)
+    upload_first = not consumers or any(c not in count_first for c in elsewhere)
+    if upload_first:
+        yield from _store_output(schedule, task_id, output, elsewhere)
 
     fan_ins = [c for c in elsewhere if len(schedule.counted[c]) > 1]
     counts = yield from _all([Incr(counter=counter_key(c), task_id=task_id) for c in fan_ins])
@@ -152,6 +255,16 @@ def complete(schedule: Schedule, task_id: str, output: TaskOutput, me: Invocatio
             reached.add(consumer)
     ready = [c for c in elsewhere if c in reached or len(schedule.counted[c]) == 1]
 
+    flexible_here = worker_of[task_id] is None and me.worker_id not in schedule.local_order
+    taken = [
+        c
+        for c in ready
+        if c in count_first and flexible_here and schedule.config_of[c] == me.config
+    ]
+    if not upload_first and any(c not in taken for c in elsewhere):
+        # Counted first but someone else still needs this output (a fan-in not completed here).
+        yield from _store_output(schedule, task_id, output, elsewhere)
+
     fixed_ready = [c for c in ready if worker_of[c] is not None]
     won = yield from _all(
         [SetIfAbsent(key=started_key(worker_of[c]), task_id=task_id) for c in fixed_ready]
@@ -164,10 +277,15 @@ def complete(schedule: Schedule, task_id: str, output: TaskOutput, me: Invocatio
         if first
     ]
     for consumer in ready:
-        if worker_of[consumer] is not None:
+        if worker_of[consumer] is not None or consumer in taken:
             continue
-        if flexible and continuation is None and schedule.config_of[consumer] == me.config:
-            continuation = consumer
+        if (
+            flexible_here
+            and not keeping
+            and not taken
+            and schedule.config_of[consumer] == me.config
+        ):
+            taken.append(consumer)
         else:
             invokes.append(
                 Invoke(
@@ -177,9 +295,11 @@ def complete(schedule: Schedule, task_id: str, output: TaskOutput, me: Invocatio
                     task_id=task_id,
                 )
             )
-    if invokes:
-        yield from _all(invokes)
-    return continuation
+    yield from _all(invokes)
+    return taken
+
+
+# -- workers --------------------------------------------------------------------------------
 
 
 def fixed_worker(schedule: Schedule, me: Invocation) -> Logic:
@@ -188,26 +308,37 @@ def fixed_worker(schedule: Schedule, me: Invocation) -> Logic:
     for task_id in schedule.local_order[me.worker_id]:
         deps = schedule.dag.predecessors(task_id)
         remote = [d for d in deps if schedule.worker_of[d] != me.worker_id]
-        fetched = yield from fetch_inputs(schedule, task_id, remote, wait=True)
+        fetched = yield from fetch_inputs(schedule, task_id, remote, me, wait=True)
         inputs = {d: fetched[d] if d in fetched else local[d] for d in deps}
+        if task_id in schedule.dup_targets:
+            began_ms = yield Now()
+            yield SetIfAbsent(key=began_key(task_id), value=began_ms, task_id=task_id)
         output = yield from execute(task_id, inputs)
         local[task_id] = output.value
         yield from complete(schedule, task_id, output, me)
 
 
 def flexible_worker(schedule: Schedule, me: Invocation) -> Logic:
-    """A flexible worker: run its start task, then each continuation, until there is none."""
-    (task_id,) = me.start_tasks
+    """A flexible worker: run its start task, then what it keeps, depth first, until done."""
     local: dict[str, Any] = {}  # outputs this worker produced stay in its memory
-    while task_id is not None:
-        deps = schedule.dag.predecessors(task_id)
-        remote = [d for d in deps if d not in local]
-        # A flexible task is started only once all its inputs are stored: no waiting.
-        fetched = yield from fetch_inputs(schedule, task_id, remote, wait=False)
-        inputs = {d: fetched[d] if d in fetched else local[d] for d in deps}
-        output = yield from execute(task_id, inputs)
-        local[task_id] = output.value
-        task_id = yield from complete(schedule, task_id, output, me)
+    todo: list[Any] = list(reversed(me.start_tasks))
+    while todo:
+        item = todo.pop()
+        if isinstance(item, opt.Deferred):
+            taken = yield from share_output(
+                schedule, item.task_id, item.output, me, item.elsewhere, item.count_first
+            )
+        else:
+            task_id = item
+            deps = schedule.dag.predecessors(task_id)
+            remote = [d for d in deps if d not in local]
+            wait = task_id in schedule.waits_for_inputs
+            fetched = yield from fetch_inputs(schedule, task_id, remote, me, wait=wait)
+            inputs = {d: fetched[d] if d in fetched else local[d] for d in deps}
+            output = yield from execute(task_id, inputs)
+            local[task_id] = output.value
+            taken = yield from complete(schedule, task_id, output, me)
+        todo.extend(reversed(taken))
 
 
 def run_worker(schedule: Schedule, me: Invocation) -> Logic:
@@ -219,11 +350,15 @@ def run_worker(schedule: Schedule, me: Invocation) -> Logic:
 
 
 def run_client(schedule: Schedule, *, fetch_results: bool = True) -> Logic:
-    """The client: start the initial workers, wait for every sink; returns {sink: value}."""
+    """The client: pre-warm, start the initial workers, wait for every sink.
+
+    Returns {sink: value} (empty when `fetch_results` is false).
+    """
+    for warmup in opt.prewarm_requests(schedule):
+        yield Warmup(config=warmup.config, delay_ms=warmup.delay_ms)
     starts = schedule.initial_workers()
     fixed = [(w, c, t) for w, c, t in starts if w in schedule.local_order]
-    if fixed:
-        yield from _all([SetIfAbsent(key=started_key(w)) for w, _, _ in fixed])
+    yield from _all([SetIfAbsent(key=started_key(w)) for w, _, _ in fixed])
     yield from _all([Invoke(worker_id=w, config=c, start_tasks=(t,)) for w, c, t in starts])
     sinks = list(schedule.dag.sinks)
     yield from _all([Subscribe(channel=done_channel(s)) for s in sinks])

@@ -32,10 +32,14 @@ class TaskOutput:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Execute:
-    """Run `task_id`'s function on `inputs` (producer id -> value). Result: a TaskOutput."""
+    """Run `task_id`'s function on `inputs` (producer id -> value). Result: a TaskOutput.
+
+    ``duplicate`` marks a task-dup run of a task planned on another worker.
+    """
 
     task_id: str
     inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +61,46 @@ class Upload:
 
     def __post_init__(self) -> None:
         _check_nbytes(self.nbytes, f"Upload of {self.key!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamUpload:
+    """Store `value` at `key` as a stream of chunks of `chunk_bytes`, so a reader that is
+    already waiting downloads each chunk as it arrives. Result: None."""
+
+    key: str
+    value: Any = field(compare=False)
+    nbytes: int
+    chunk_bytes: int
+    task_id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_nbytes(self.nbytes, f"StreamUpload of {self.key!r}")
+        if (
+            isinstance(self.chunk_bytes, bool)
+            or not isinstance(self.chunk_bytes, int)
+            or self.chunk_bytes <= 0
+        ):
+            raise ValueError(
+                f"StreamUpload of {self.key!r}: chunk_bytes={self.chunk_bytes!r} must be > 0"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamDownload:
+    """Read the stream at `key` chunk by chunk as it is written (waiting for it to begin).
+    Result: the value."""
+
+    key: str
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Get:
+    """Read a small value at `key` (a marker or counter), None when absent. Result: the value."""
+
+    key: str
+    task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +154,20 @@ class WaitFor:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WaitAny:
+    """Block until a message arrives on any of the subscribed `channels`. Result: the channel
+    (the first in order among those that already have one)."""
+
+    channels: tuple[str, ...]
+    task_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if not self.channels:
+            raise ValueError("WaitAny needs at least one channel")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Invoke:
     """Start worker `worker_id` of `config` asynchronously, running from `start_tasks`."""
 
@@ -125,10 +183,16 @@ class Invoke:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Warmup:
-    """Send a warm-up invocation to the pool of `config` (pre-warm). Result: None."""
+    """Send a warm-up invocation to the pool of `config` `delay_ms` from now, without waiting
+    for it (pre-warm). Result: None."""
 
     config: ResourceConfig
+    delay_ms: float = 0.0
     task_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.delay_ms) and self.delay_ms >= 0):
+            raise ValueError(f"Warmup delay_ms={self.delay_ms!r} must be finite and >= 0")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,6 +228,10 @@ EFFECTS = (
     Execute,
     Download,
     Upload,
+    StreamUpload,
+    StreamDownload,
+    Get,
+    WaitAny,
     Incr,
     SetIfAbsent,
     Exists,

@@ -1,8 +1,9 @@
 """Trace recording shared by every driver: effect timings in, trace-schema rows out.
 
 A driver reports each effect it performed with its start and end (ms from run start) and the
-bytes it moved; the recorder attributes them to tasks and workers. It reads no clock itself, so
-a simulated run and a real run produce the same columns and compare by a join.
+bytes it moved; the recorder attributes them to (task, worker) executions and to workers. It
+reads no clock itself, so a simulated run and a real run produce the same columns and compare by
+a join.
 """
 
 from __future__ import annotations
@@ -12,10 +13,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dag.resources import ResourceConfig
-from worker.effects import Download, Execute, Incr, Invoke, Publish, SetIfAbsent, Upload
+from worker.effects import (
+    Download,
+    Execute,
+    Get,
+    Incr,
+    Invoke,
+    Publish,
+    SetIfAbsent,
+    StreamDownload,
+    StreamUpload,
+    Upload,
+)
 from worker.schedule import Schedule
 
-_COORDINATION = (Incr, Publish, SetIfAbsent, Invoke)
+_COORDINATION = (Incr, Publish, SetIfAbsent, Invoke, Get)
+_DOWNLOADS = (Download, StreamDownload)
+_UPLOADS = (Upload, StreamUpload)
+
+
+def _union_ms(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of [start, end] intervals, ms (parallel downloads count once)."""
+    total, reach = 0.0, -math.inf
+    for start, end in sorted(intervals):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
 
 
 @dataclass
@@ -24,6 +49,7 @@ class _TaskTimes:
     download_start_ms: float = math.inf
     inputs_done_ms: float = -math.inf
     download_bytes: int = 0
+    downloads: list[tuple[float, float]] = field(default_factory=list)
     exec_start_ms: float = math.nan
     exec_done_ms: float = math.nan
     output_bytes: int = 0
@@ -36,6 +62,11 @@ class _TaskTimes:
     duplicated: bool = False
     streamed: bool = False
 
+    @property
+    def available_ms(self) -> float:
+        """When this execution's output could be read elsewhere (or locally, if kept)."""
+        return self.upload_end_ms if self.upload_end_ms >= 0 else self.exec_done_ms
+
 
 @dataclass
 class _WorkerTimes:
@@ -46,7 +77,6 @@ class _WorkerTimes:
     ready_ms: float
     end_ms: float = math.nan
     ran_task: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TraceRecorder:
@@ -63,7 +93,7 @@ class TraceRecorder:
     def __init__(self, schedule: Schedule, *, billing_ms: float = 1.0):
         self.schedule = schedule
         self.billing_ms = billing_ms
-        self._tasks: dict[str, _TaskTimes] = {}
+        self._tasks: dict[tuple[str, str], _TaskTimes] = {}  # (task id, worker id)
         self._workers: dict[str, _WorkerTimes] = {}
 
     # -- driver callbacks -----------------------------------------------------------------
@@ -81,6 +111,10 @@ class TraceRecorder:
         """A container for `worker_id` is running its logic from `ready_ms`."""
         self._workers[worker_id] = _WorkerTimes(config, startup, startup_ms, invoked_ms, ready_ms)
 
+    def worker_prewarmed(self, worker_id: str) -> None:
+        """The worker's warm start is owed to a pre-warm: recorded as startup 'prewarmed'."""
+        self._workers[worker_id].startup = "prewarmed"
+
     def worker_ended(self, worker_id: str, end_ms: float) -> None:
         self._workers[worker_id].end_ms = end_ms
 
@@ -91,93 +125,95 @@ class TraceRecorder:
         task_id = getattr(effect, "task_id", None)
         if task_id is None:
             return
+        times = self._tasks.get((task_id, worker_id))
+        if times is None:
+            times = self._tasks[(task_id, worker_id)] = _TaskTimes(worker_id)
         if isinstance(effect, Execute):
-            times = self._tasks.setdefault(task_id, _TaskTimes(worker_id))
-            times.worker_id = worker_id
             times.exec_start_ms, times.exec_done_ms = start_ms, end_ms
             times.output_bytes = nbytes
+            times.duplicated = effect.duplicate
             worker = self._workers.get(worker_id)
             if worker is not None and not worker.ran_task:
                 worker.ran_task = True
                 times.startup, times.startup_ms = worker.startup, worker.startup_ms
-            return
-        times = self._tasks.setdefault(task_id, _TaskTimes(worker_id))
-        if isinstance(effect, Download):
+        elif isinstance(effect, _DOWNLOADS):
             times.download_start_ms = min(times.download_start_ms, start_ms)
             times.inputs_done_ms = max(times.inputs_done_ms, end_ms)
             times.download_bytes += nbytes
-        elif isinstance(effect, Upload):
+            times.downloads.append((start_ms, end_ms))
+        elif isinstance(effect, _UPLOADS):
             times.upload_ms += end_ms - start_ms
             times.upload_end_ms = max(times.upload_end_ms, end_ms)
+            times.streamed = times.streamed or isinstance(effect, StreamUpload)
         elif isinstance(effect, _COORDINATION):
             times.dc_ms += end_ms - start_ms
             times.dc_end_ms = max(times.dc_end_ms, end_ms)
 
     # -- results --------------------------------------------------------------------------
 
+    def _executions(self) -> dict[str, list[_TaskTimes]]:
+        runs: dict[str, list[_TaskTimes]] = {}
+        for (task_id, _worker), times in self._tasks.items():
+            if not math.isnan(times.exec_done_ms):
+                runs.setdefault(task_id, []).append(times)
+        return runs
+
     def executed(self) -> set[str]:
         """Ids of tasks whose Execute was recorded."""
-        return {t for t, times in self._tasks.items() if not math.isnan(times.exec_done_ms)}
+        return set(self._executions())
 
     def task_rows(self) -> list[dict[str, Any]]:
-        """One dict per executed task, in topological order, with trace-schema columns."""
+        """One dict per task execution (duplicates included), in topological order."""
         dag = self.schedule.dag
+        executions = self._executions()
+        output_bytes = {t: runs[0].output_bytes for t, runs in executions.items()}
         rows: list[dict[str, Any]] = []
-        available: dict[str, float] = {}
         for task_id in dag.topological_order():
-            times = self._tasks.get(task_id)
-            if times is None or math.isnan(times.exec_done_ms):
-                continue
             deps = dag.predecessors(task_id)
-            ready_ms = 0.0
-            for dep in deps:
-                dep_times = self._tasks.get(dep)
-                if dep_times is None:
-                    continue
-                local = dep_times.worker_id == times.worker_id
-                ready_ms = max(
-                    ready_ms,
-                    dep_times.exec_done_ms
-                    if local or dep_times.upload_end_ms < 0
-                    else dep_times.upload_end_ms,
-                )
-            downloaded = times.download_start_ms != math.inf
-            start_ms = times.download_start_ms if downloaded else times.exec_start_ms
-            inputs_done_ms = times.inputs_done_ms if downloaded else times.exec_start_ms
-            end_ms = max(times.exec_done_ms, times.upload_end_ms, times.dc_end_ms)
-            available[task_id] = times.output_bytes
-            config = (
-                self._workers[times.worker_id].config
-                if times.worker_id in self._workers
-                else (self.schedule.config_of[task_id])
-            )
-            rows.append(
-                {
-                    "task_id": task_id,
-                    "function": dag[task_id].function,
-                    "worker_id": times.worker_id,
-                    "memory_mb": config.memory_mb,
-                    "cpus": config.cpus,
-                    "attempt": 0,
-                    "ready_ms": ready_ms,
-                    "start_ms": start_ms,
-                    "inputs_done_ms": inputs_done_ms,
-                    "exec_done_ms": times.exec_done_ms,
-                    "end_ms": end_ms,
-                    "startup": times.startup,
-                    "startup_ms": times.startup_ms,
-                    "input_bytes": sum(available.get(d, 0) for d in deps),
-                    "download_bytes": times.download_bytes,
-                    "download_ms": inputs_done_ms - start_ms,
-                    "exec_ms": times.exec_done_ms - times.exec_start_ms,
-                    "output_bytes": times.output_bytes,
-                    "upload_ms": times.upload_ms,
-                    "dc_ms": times.dc_ms,
-                    "duplicated": times.duplicated,
-                    "streamed": times.streamed,
-                }
-            )
+            for times in executions.get(task_id, ()):
+                # Ready: the earliest moment each input existed where this run could read it.
+                ready_ms = 0.0
+                for dep in deps:
+                    if dep in executions:
+                        ready_ms = max(
+                            ready_ms,
+                            min(
+                                d.exec_done_ms if d.worker_id == times.worker_id else d.available_ms
+                                for d in executions[dep]
+                            ),
+                        )
+                rows.append(self._row(task_id, times, ready_ms, deps, output_bytes))
         return rows
+
+    def _row(self, task_id, times, ready_ms, deps, output_bytes) -> dict[str, Any]:
+        downloaded = times.download_start_ms != math.inf
+        start_ms = times.download_start_ms if downloaded else times.exec_start_ms
+        worker = self._workers.get(times.worker_id)
+        config = worker.config if worker is not None else self.schedule.config_of[task_id]
+        return {
+            "task_id": task_id,
+            "function": self.schedule.dag[task_id].function,
+            "worker_id": times.worker_id,
+            "memory_mb": config.memory_mb,
+            "cpus": config.cpus,
+            "attempt": 0,
+            "ready_ms": ready_ms,
+            "start_ms": start_ms,
+            "inputs_done_ms": times.inputs_done_ms if downloaded else times.exec_start_ms,
+            "exec_done_ms": times.exec_done_ms,
+            "end_ms": max(times.exec_done_ms, times.upload_end_ms, times.dc_end_ms),
+            "startup": times.startup,
+            "startup_ms": times.startup_ms,
+            "input_bytes": sum(output_bytes.get(d, 0) for d in deps),
+            "download_bytes": times.download_bytes,
+            "download_ms": _union_ms(times.downloads),
+            "exec_ms": times.exec_done_ms - times.exec_start_ms,
+            "output_bytes": times.output_bytes,
+            "upload_ms": times.upload_ms,
+            "dc_ms": times.dc_ms,
+            "duplicated": times.duplicated,
+            "streamed": times.streamed,
+        }
 
     def worker_rows(self) -> list[dict[str, Any]]:
         """One dict per worker invocation, with trace-schema columns."""

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from dag.graph import DAG
 from dag.plan import Plan
 from dag.resources import ResourceConfig
+from worker.estimates import Estimates
 
 FLEXIBLE_PREFIX = "flex-"
 
@@ -34,6 +35,16 @@ def started_key(worker_id: str) -> str:
 def done_channel(task_id: str) -> str:
     """Pub/sub channel announcing that a task's output is stored."""
     return f"done:{task_id}"
+
+
+def claim_key(task_id: str) -> str:
+    """Store key set (if absent) by the run of a task whose result counts (task-dup)."""
+    return f"claim:{task_id}"
+
+
+def began_key(task_id: str) -> str:
+    """Store key holding when a duplicable task began on its planned worker (ms)."""
+    return f"began:{task_id}"
 
 
 def flexible_worker_id(task_id: str) -> str:
@@ -63,9 +74,21 @@ class Schedule:
     config_of: Mapping[str, ResourceConfig]
     local_order: Mapping[str, tuple[str, ...]]
     counted: Mapping[str, tuple[str, ...]]
+    estimates: Estimates | None = None
+    dup_targets: frozenset[str] = frozenset()
+    waits_for_inputs: frozenset[str] = frozenset()
 
     @classmethod
-    def build(cls, dag: DAG, plan: Plan) -> Schedule:
+    def build(cls, dag: DAG, plan: Plan, estimates: Estimates | None = None) -> Schedule:
+        """Read `plan` against `dag`; `estimates` feed run-time decisions (task-dup, clustering).
+
+        Raises
+        ------
+        PlanError
+            If the plan does not fit the DAG.
+        ValueError
+            If task-dup or clustering by exec time is planned without estimates.
+        """
         plan.validate(dag)
         worker_of = {t: plan[t].worker_id for t in dag}
         config_of = {t: plan[t].config for t in dag}
@@ -87,6 +110,27 @@ class Schedule:
             )
             for t in dag
         }
+        # Upstream tasks a task-dup consumer may run itself: planned on another fixed worker.
+        dup_targets = frozenset(
+            u
+            for c in dag
+            if worker_of[c] is not None and plan.enabled("task-dup", c)
+            for u in dag.predecessors(c)
+            if worker_of[u] is not None and worker_of[u] != worker_of[c]
+        )
+        if dup_targets and estimates is None:
+            raise ValueError("plan enables task-dup, which needs estimates to decide at run time")
+        # Flexible fan-ins whose producers may count before uploading must wait for inputs.
+        waits = frozenset(
+            c
+            for c in dag
+            if worker_of[c] is None
+            and len(counted[c]) > 1
+            and any(
+                plan.enabled("fan-in-clustering", p) or plan.enabled("delayed-io", p)
+                for p in dag.predecessors(c)
+            )
+        )
         return cls(
             dag=dag,
             plan=plan,
@@ -94,6 +138,9 @@ class Schedule:
             config_of=MappingProxyType(config_of),
             local_order=MappingProxyType({w: tuple(ts) for w, ts in local.items()}),
             counted=MappingProxyType(counted),
+            estimates=estimates,
+            dup_targets=dup_targets,
+            waits_for_inputs=waits,
         )
 
     def is_local(self, worker_id: str, task_id: str) -> bool:
