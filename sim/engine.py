@@ -103,6 +103,8 @@ class SimDriver:
         # Workers inside a Parallel: the only place their effects (and so tasks) can overlap.
         self._overlapping: dict[str, int] = {}
         self._configs: dict[str, ResourceConfig] = {}
+        # A link belongs to a container (reused by warm invocations), not to a worker id.
+        self._endpoints: dict[str, tuple[int, ResourceConfig]] = {}
 
     # -- trampoline -------------------------------------------------------------------------
 
@@ -173,9 +175,7 @@ class SimDriver:
         """Parallel downloads of one worker, sharing its link (no process per download)."""
         sizes = [self._stored_bytes(worker_id, effect.key) for effect in effects]
         start = self.env.now
-        elapsed = yield from self.network.transfer_many(
-            worker_id, self.config_of(worker_id), sizes, "down"
-        )
+        elapsed = yield from self.network.transfer_batch(*self.endpoint(worker_id), sizes, "down")
         for effect, nbytes, ms in zip(effects, sizes, elapsed, strict=True):
             self.recorder.effect(worker_id, effect, start, start + ms, nbytes)
         return [None] * len(effects)
@@ -191,6 +191,13 @@ class SimDriver:
     def config_of(self, worker_id: str) -> ResourceConfig:
         try:
             return self._configs[worker_id]
+        except KeyError:
+            raise DriverError(f"worker {worker_id!r} moves data but was never invoked") from None
+
+    def endpoint(self, worker_id: str) -> tuple[int, ResourceConfig]:
+        """The network link a worker's transfers use: its container's (key, config)."""
+        try:
+            return self._endpoints[worker_id]
         except KeyError:
             raise DriverError(f"worker {worker_id!r} moves data but was never invoked") from None
 
@@ -216,6 +223,7 @@ class SimDriver:
             ready_ms=self.env.now,
         )
         self._configs[invocation.worker_id] = invocation.config
+        self._endpoints[invocation.worker_id] = (container.id, invocation.config)
         if container.prewarm_hit:  # the warm pool kept it idle for us since its warm-up
             idle_ms = container.busy_since_ms - container.invocations[-1].end_ms
             self.ledger.idle(invocation.config, idle_ms)
@@ -284,12 +292,12 @@ def _execute(driver: SimDriver, worker_id: str, effect: Execute):
 def _download(driver: SimDriver, worker_id: str, effect: Download):
     nbytes = driver._stored_bytes(worker_id, effect.key)
     if worker_id != CLIENT:
-        yield from driver.network.transfer(worker_id, driver.config_of(worker_id), nbytes, "down")
+        yield from driver.network.transfer_batch(*driver.endpoint(worker_id), [nbytes], "down")
     return None, nbytes
 
 
 def _upload(driver: SimDriver, worker_id: str, effect: Upload):
-    yield from driver.network.transfer(worker_id, driver.config_of(worker_id), effect.nbytes, "up")
+    yield from driver.network.transfer_batch(*driver.endpoint(worker_id), [effect.nbytes], "up")
     driver._store[effect.key] = effect.nbytes
     driver.uploads.append(effect.key)
     return None, effect.nbytes
@@ -401,10 +409,10 @@ def _stream_upload(driver: SimDriver, worker_id: str, effect: StreamUpload):
     sizes = _chunk_sizes(effect.nbytes, effect.chunk_bytes)
     stream.chunks = [driver.env.event() for _ in sizes]
     stream.begun.succeed(sizes)
-    config = driver.config_of(worker_id)
+    endpoint = driver.endpoint(worker_id)
     for index, (size, arrived) in enumerate(zip(sizes, stream.chunks, strict=True)):
         # Chunk writes are pipelined: only the first pays the store's command latency.
-        yield from driver.network.transfer(worker_id, config, size, "up", latency=index == 0)
+        yield from driver.network.transfer_batch(*endpoint, [size], "up", latency=index == 0)
         arrived.succeed()
     driver._store[effect.key] = effect.nbytes
     driver.uploads.append(effect.key)
@@ -413,13 +421,13 @@ def _stream_upload(driver: SimDriver, worker_id: str, effect: StreamUpload):
 
 def _stream_download(driver: SimDriver, worker_id: str, effect: StreamDownload):
     """Read each chunk once it arrives, so the download overlaps the producer's upload."""
-    config = driver.config_of(worker_id)
+    endpoint = driver.endpoint(worker_id)
     stream = driver.stream(effect.key)
     sizes = yield stream.begun
     for index, (size, arrived) in enumerate(zip(sizes, stream.chunks, strict=True)):
         if not arrived.processed:
             yield arrived
-        yield from driver.network.transfer(worker_id, config, size, "down", latency=index == 0)
+        yield from driver.network.transfer_batch(*endpoint, [size], "down", latency=index == 0)
     return None, sum(sizes)
 
 

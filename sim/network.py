@@ -60,6 +60,7 @@ class Network:
         self.n_transfers = 0
         self.n_store_ops = 0
         self.n_publishes = 0
+        self._batch_busy_until: dict[Hashable, float] = {}
 
     def link(self, worker_key: Hashable, config: ResourceConfig) -> ProcessorSharing:
         """The link of worker ``worker_key``, created on first use with its config's bandwidth.
@@ -126,35 +127,54 @@ class Network:
             yield on_worker_link
         return self.env.now - start_ms
 
-    def transfer_many(
+    def transfer_batch(
         self,
         worker_key: Hashable,
         config: ResourceConfig,
         sizes: list[int],
         direction: Direction = "down",
+        *,
+        latency: bool = True,
     ) -> Generator[simpy.Event, Any, list[float]]:
-        """SimPy process body: several transfers of one worker started together; returns each
-        one's elapsed ms. Same timing as one `transfer` process per size, with fewer events."""
-        worker_link = self.link(worker_key, config)
+        """SimPy process body: transfers of one worker started together that are the only ones
+        on its link until they finish (a sequential worker's batch); returns each one's ms.
+
+        Same timing as one `transfer` process per size, with fewer events: the link's fair
+        shares among jobs that start together are computed in closed form, only the store's
+        shared link runs as a processor-sharing server.
+
+        Raises
+        ------
+        RuntimeError
+            If the worker's link is still busy with earlier transfers.
+        """
+        now = self.env.now
+        if self._batch_busy_until.get(worker_key, -math.inf) > now + 1e-9 or (
+            worker_key in self._links and self._links[worker_key][1].n_active
+        ):
+            raise RuntimeError(f"transfer batch on worker {worker_key!r} while its link is busy")
         self.n_transfers += len(sizes)
         self.n_store_ops += len(sizes)
         if direction == "up":
             self.bytes_up += sum(sizes)
         else:
             self.bytes_down += sum(sizes)
-        latency = self.platform.store_op_ms
-        if latency > 0:
-            yield self.env.timeout(latency)
-        pairs = [(worker_link.serve(n), self.store_link.serve(n)) if n > 0 else None for n in sizes]
+        delay = self.platform.store_op_ms if latency else 0.0
+        if delay > 0:
+            yield self.env.timeout(delay)
+        link_ms = _batch_finish_ms(sizes, self.platform.link_bytes_per_ms(config))
+        start = self.env.now
+        self._batch_busy_until[worker_key] = start + max(link_ms, default=0.0)
+        on_store = [self.store_link.serve(n) if n > 0 else None for n in sizes]
         elapsed = []
-        for pair in pairs:
-            if pair is None:
-                elapsed.append(latency)
-                continue
-            on_worker, on_store = pair
-            yield on_store
-            yield on_worker
-            elapsed.append(latency + max(on_worker.value, on_store.value))
+        for link_done_ms, store in zip(link_ms, on_store, strict=True):
+            store_ms = 0.0
+            if store is not None:
+                store_ms = yield store
+            wait_ms = start + link_done_ms - self.env.now
+            if wait_ms > 1e-12:
+                yield self.env.timeout(wait_ms)
+            elapsed.append(delay + max(link_done_ms, store_ms))
         return elapsed
 
     def store_op(self) -> Generator[simpy.Event, Any, float]:
@@ -178,3 +198,21 @@ class Network:
         )
         payload_ms = 0.0 if nbytes == 0 or math.isinf(bandwidth) else nbytes / bandwidth
         return self.platform.store_op_ms + payload_ms
+
+
+def _batch_finish_ms(sizes: list[int], bandwidth: float) -> list[float]:
+    """When each of several jobs started together on one fair-shared link finishes (ms).
+
+    In size order, job k finishes once every unfinished job got its size: the gap to the
+    previous size times the jobs still sharing, over the bandwidth.
+    """
+    finish = [0.0] * len(sizes)
+    if math.isinf(bandwidth):
+        return finish
+    elapsed, previous, sharing = 0.0, 0, len(sizes)
+    for index in sorted(range(len(sizes)), key=sizes.__getitem__):
+        elapsed += (sizes[index] - previous) * sharing / bandwidth
+        previous = sizes[index]
+        sharing -= 1
+        finish[index] = elapsed
+    return finish

@@ -160,7 +160,9 @@ class TraceRecorder:
 
     def executed(self) -> set[str]:
         """Ids of tasks whose Execute was recorded."""
-        return set(self._executions())
+        return {
+            t for (t, _w), times in self._tasks.items() if times.exec_done_ms == times.exec_done_ms
+        }
 
     def task_rows(self) -> list[dict[str, Any]]:
         """One dict per task execution (duplicates included), in topological order."""

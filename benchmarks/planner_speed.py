@@ -1,0 +1,66 @@
+"""Planning time per planner on 1,000- and 10,000-task layered DAGs (aws-lambda preset).
+
+Every planner simulates its final plan at least once (the plan's predicted timeline), so each
+case also reports how many simulations the planner ran and the wall time of one standalone
+simulation of the returned plan, measured in the same run, for comparison.
+Run: python benchmarks/planner_speed.py [--sizes 1000,10000] [--planners uniform,heft]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+from dag.generators import layered_dag
+from planners import PLANNERS, ProfilesPredictor, get_planner
+from sim.simulate import simulate
+
+TARGET_S = {"uniform": 2.0, "heft": 2.0, "dask": 2.0}
+SIM_IN_THE_LOOP_TARGET_S = 30.0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_case(n_tasks: int, name: str) -> dict:
+    workflow = layered_dag(n_tasks, seed=1, ccr=0.1)
+    predictor = ProfilesPredictor.from_profiled(workflow)
+    planner = get_planner(name)
+    start = time.perf_counter()
+    plan = planner.plan(workflow.dag, predictor, "aws-lambda", seed=0)
+    wall_s = time.perf_counter() - start
+    start = time.perf_counter()
+    simulate(workflow.dag, plan, predictor.profiles, "aws-lambda", seed=0)
+    sim_s = time.perf_counter() - start
+    predicted = plan.predicted
+    return {
+        "bench": "planner_speed",
+        "case": f"PLANNER-{n_tasks}",
+        "planner": name,
+        "tasks": len(workflow.dag),
+        "wall_s": round(wall_s, 3),
+        "n_simulations": predicted.n_simulations,
+        "one_sim_s": round(sim_s, 3),
+        "target_s": TARGET_S.get(name, SIM_IN_THE_LOOP_TARGET_S),
+        "predicted_makespan_ms": round(predicted.makespan_ms, 1),
+        "predicted_cost_usd": round(predicted.cost_usd, 6),
+        "n_workers": predicted.n_workers,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--planners", default=",".join(PLANNERS))
+    args = parser.parse_args()
+    for n_tasks in (int(n) for n in args.sizes.split(",")):
+        for name in args.planners.split(","):
+            print(json.dumps(run_case(n_tasks, name)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
