@@ -117,9 +117,13 @@ class Plan:
     predicted : object, optional
         The predicted timeline the planner got from simulating this plan (filled by
         `planners`); opaque to `dag`.
+    order : mapping of task id to float, optional
+        Priority of each task: a fixed worker runs its tasks by increasing priority (e.g. a
+        list scheduler's start times) instead of the DAG's topological order. It must increase
+        along every edge, which keeps the run free of deadlock.
     """
 
-    __slots__ = ("_placements", "optimizations", "planner", "predicted")
+    __slots__ = ("_placements", "optimizations", "planner", "predicted", "order")
 
     def __init__(
         self,
@@ -128,16 +132,19 @@ class Plan:
         *,
         planner: str = "",
         predicted: Any = None,
+        order: Mapping[str, float] | None = None,
     ):
         self._placements = MappingProxyType(dict(placements))
         self.optimizations = tuple(optimizations)
         self.planner = planner
         self.predicted = predicted
+        self.order = None if order is None else MappingProxyType(dict(order))
 
     def __reduce__(self):
+        order = None if self.order is None else dict(self.order)
         return (
             _rebuild_plan,
-            (dict(self._placements), self.optimizations, self.planner, self.predicted),
+            (dict(self._placements), self.optimizations, self.planner, self.predicted, order),
         )
 
     @property
@@ -156,6 +163,8 @@ class Plan:
         return (
             dict(self._placements) == dict(other._placements)
             and self.optimizations == other.optimizations
+            and (None if self.order is None else dict(self.order))
+            == (None if other.order is None else dict(other.order))
         )
 
     def __repr__(self) -> str:
@@ -174,8 +183,18 @@ class Plan:
         return {p.worker_id: p.config for p in self._placements.values() if p.worker_id is not None}
 
     def with_optimizations(self, optimizations: Iterable[Optimization]) -> Plan:
-        """The same placements with these optimizations instead."""
-        return Plan(self._placements, optimizations, planner=self.planner)
+        """The same placements and order with these optimizations instead (no prediction)."""
+        return Plan(self._placements, optimizations, planner=self.planner, order=self.order)
+
+    def with_predicted(self, predicted: Any, *, planner: str | None = None) -> Plan:
+        """The same plan carrying `predicted` (and optionally another planner name)."""
+        return Plan(
+            self._placements,
+            self.optimizations,
+            planner=self.planner if planner is None else planner,
+            predicted=predicted,
+            order=self.order,
+        )
 
     def validate(self, dag: DAG) -> Plan:
         """Check the plan fits `dag`; returns self.
@@ -206,8 +225,18 @@ class Plan:
             for task_id in sorted(opt.tasks or ()):
                 if task_id not in dag:
                     raise PlanError(f"optimization {opt.name!r} names unknown task {task_id!r}")
+        if self.order is not None:
+            missing = [t for t in dag if t not in self.order]
+            if missing:
+                raise PlanError(f"plan order has no priority for task {missing[0]!r}")
+            for producer, consumer in dag.edges:
+                if not self.order[producer] < self.order[consumer]:
+                    raise PlanError(
+                        f"plan order runs task {consumer!r} (priority {self.order[consumer]}) "
+                        f"no later than its input {producer!r} ({self.order[producer]})"
+                    )
         return self
 
 
-def _rebuild_plan(placements, optimizations, planner, predicted) -> Plan:
-    return Plan(placements, optimizations, planner=planner, predicted=predicted)
+def _rebuild_plan(placements, optimizations, planner, predicted, order=None) -> Plan:
+    return Plan(placements, optimizations, planner=planner, predicted=predicted, order=order)

@@ -29,11 +29,14 @@ from planners.heft import (
     cpop_schedule,
     heft_schedule,
 )
+from planners.octo import OctoPlanner, prewarm_flags
 from planners.registry import PLANNERS, get_planner, parse_spec
 from planners.simple import DaskPlanner, UniformPlanner, WukongPlanner, chain_workers
 from planners.sizing import CostMinPlanner, DeadlinePlanner, NonUniformPlanner
 
 __all__ = [
+    "OctoPlanner",
+    "prewarm_flags",
     "DEFAULT_CONFIGS",
     "PLANNERS",
     "TIMELINE_COLUMNS",

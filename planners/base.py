@@ -330,8 +330,9 @@ class Context:
         self,
         placements: Mapping[str, Placement],
         optimizations: Iterable[Optimization] = (),
+        order: Mapping[str, float] | None = None,
     ) -> Plan:
-        return Plan(placements, optimizations, planner=self.planner)
+        return Plan(placements, optimizations, planner=self.planner, order=order)
 
     def evaluate(self, plan: Plan, **extra: Any) -> PredictedTimeline:
         """Simulate `plan` on the predicted profiles (counted in `n_simulations`)."""
@@ -352,9 +353,7 @@ class Context:
             timeline = self.evaluate(plan, **extra)
         else:
             timeline = replace(timeline, n_simulations=self.n_simulations, **extra)
-        return Plan(
-            plan.placements, plan.optimizations, planner=self.planner, predicted=timeline
-        ).validate(self.dag)
+        return plan.with_predicted(timeline, planner=self.planner).validate(self.dag)
 
 
 # -- the interface ----------------------------------------------------------------------------

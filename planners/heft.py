@@ -236,8 +236,21 @@ class _ListPlanner(Planner):
         schedule = ALGORITHMS[self.name](dag, cost, comm, mean_comm)
         worker_of = {t: f"h{p}" for t, p in schedule.processor_of.items()}
         config_of = {f"h{p}": configs[proc_config[p]] for p in set(schedule.processor_of.values())}
-        plan = ctx.make_plan(fixed_placements(worker_of, config_of))
+        # Each worker runs its tasks in the schedule's order (start times), not the DAG's.
+        plan = ctx.make_plan(
+            fixed_placements(worker_of, config_of), order=_priorities(dag, schedule)
+        )
         return ctx.finish(plan, planner_estimate_ms=schedule.makespan)
+
+
+def _priorities(dag, schedule: ClassicSchedule) -> dict[str, float]:
+    """Start times as priorities, nudged so they increase along every edge (a zero-length
+    task may start when its producer does)."""
+    priority: dict[str, float] = {}
+    for task_id in sorted(dag, key=lambda t: (schedule.start[t], dag.levels()[t])):
+        floor = max((priority[d] for d in dag.predecessors(task_id)), default=-1.0)
+        priority[task_id] = max(float(schedule.start[task_id]), math.nextafter(floor, math.inf))
+    return priority
 
 
 class HeftPlanner(_ListPlanner):
@@ -302,7 +315,7 @@ def classic_plan(
         lambda u, v: float(comm_cost[u, v]),
     )
     placements = {t: Placement(f"P{p + 1}", configs[p]) for t, p in schedule.processor_of.items()}
-    plan = Plan(placements, planner=f"{algorithm}-classic")
+    plan = Plan(placements, planner=f"{algorithm}-classic", order=_priorities(costed.dag, schedule))
     platform = as_platform(platform)
     timeline = evaluate(
         costed.dag,
@@ -312,5 +325,5 @@ def classic_plan(
         seed,
         planner_estimate_ms=schedule.makespan,
     )
-    plan = Plan(placements, planner=plan.planner, predicted=timeline).validate(costed.dag)
+    plan = plan.with_predicted(timeline).validate(costed.dag)
     return plan, schedule

@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from planners.base import Planner, PlannerError
 from planners.heft import CpopPlanner, HeftPlanner
+from planners.octo import OctoPlanner
 from planners.simple import DaskPlanner, UniformPlanner, WukongPlanner
 from planners.sizing import CostMinPlanner, DeadlinePlanner, NonUniformPlanner
 
@@ -28,6 +29,7 @@ PLANNERS: Mapping[str, type[Planner]] = MappingProxyType(
             DaskPlanner,
             CostMinPlanner,
             DeadlinePlanner,
+            OctoPlanner,
         )
     }
 )

@@ -295,8 +295,9 @@ def _wait_for(driver: InProcessDriver, worker_id: str, effect: WaitFor) -> tuple
 
 
 def _wait_any(driver: InProcessDriver, worker_id: str, effect: WaitAny) -> tuple[Any, int]:
-    index = _block(driver, *(driver._channel(c) for c in effect.channels))
-    return effect.channels[index], 0
+    events = [driver._channel(c) for c in effect.channels]
+    _block(driver, *events)
+    return tuple(c for c, e in zip(effect.channels, events, strict=True) if e.is_set()), 0
 
 
 def _invoke(driver: InProcessDriver, worker_id: str, effect: Invoke) -> tuple[Any, int]:

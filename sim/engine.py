@@ -176,8 +176,9 @@ class SimDriver:
         sizes = [self._stored_bytes(worker_id, effect.key) for effect in effects]
         start = self.env.now
         elapsed = yield from self.network.transfer_batch(*self.endpoint(worker_id), sizes, "down")
+        now = self.env.now  # every transfer of the batch is done; never record past it
         for effect, nbytes, ms in zip(effects, sizes, elapsed, strict=True):
-            self.recorder.effect(worker_id, effect, start, start + ms, nbytes)
+            self.recorder.effect(worker_id, effect, start, min(start + ms, now), nbytes)
         return [None] * len(effects)
 
     def _stored_bytes(self, worker_id: str, key: str) -> int:

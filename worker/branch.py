@@ -129,12 +129,15 @@ def fetch_inputs(
         values = yield from _all([Download(key=output_key(d), task_id=task_id) for d in ready])
         fetched.update(zip(ready, values, strict=True))
         while missing:
-            channel = yield WaitAny(
+            arrived = yield WaitAny(
                 channels=tuple(done_channel(d) for d in missing), task_id=task_id
             )
-            producer = missing[[done_channel(d) for d in missing].index(channel)]
-            missing.remove(producer)
-            fetched[producer] = yield Download(key=output_key(producer), task_id=task_id)
+            now_ready = [d for d in missing if done_channel(d) in arrived]
+            missing = [d for d in missing if d not in now_ready]
+            values = yield from _all(
+                [Download(key=output_key(d), task_id=task_id) for d in now_ready]
+            )
+            fetched.update(zip(now_ready, values, strict=True))
     else:
         for producer in missing:
             yield WaitFor(channel=done_channel(producer), task_id=task_id)

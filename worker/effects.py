@@ -155,8 +155,8 @@ class WaitFor:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WaitAny:
-    """Block until a message arrives on any of the subscribed `channels`. Result: the channel
-    (the first in order among those that already have one)."""
+    """Block until a message arrives on any of the subscribed `channels`. Result: the tuple of
+    channels that have one by then (at least one, in the given order)."""
 
     channels: tuple[str, ...]
     task_id: str | None = None

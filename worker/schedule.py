@@ -62,7 +62,8 @@ class Schedule:
         The inputs (the plan is validated against the DAG).
     worker_of : mapping task id -> fixed worker id, or None for a flexible task
     config_of : mapping task id -> ResourceConfig
-    local_order : mapping fixed worker id -> its tasks in the DAG's topological order
+    local_order : mapping fixed worker id -> its tasks in the plan's order (by default the
+        DAG's topological order)
     counted : mapping task id -> the producers that increment its dependency counter: those on
         another worker (all of them for a flexible task). A task whose count reaches
         ``len(counted[t])`` is ready to be started by whoever observed it.
@@ -93,7 +94,11 @@ class Schedule:
         worker_of = {t: plan[t].worker_id for t in dag}
         config_of = {t: plan[t].config for t in dag}
         local: dict[str, list[str]] = {}
-        for task_id in dag.topological_order():
+        order = dag.topological_order()
+        if plan.order is not None:  # validated to increase along every edge: still topological
+            position = {t: i for i, t in enumerate(order)}
+            order = sorted(order, key=lambda t: (plan.order[t], position[t]))
+        for task_id in order:
             worker_id = worker_of[task_id]
             if worker_id is not None:
                 if worker_id.startswith(FLEXIBLE_PREFIX):

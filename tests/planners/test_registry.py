@@ -16,6 +16,7 @@ def test_registry_lists_every_planner():
         "cpop",
         "dask",
         "cost-min",
+        "octo",
         "deadline",
     }
 

@@ -1,0 +1,75 @@
+"""Backends: what starts a worker invocation. Each is described by a small JSON-able dict that
+travels in payloads, so a worker can invoke further workers the same way it was invoked.
+
+- ``{"kind": "local"}``: a thread of the current process runs the invocation (no containers,
+  real Redis). Fast; what tests and the overhead benchmark use.
+- ``{"kind": "lambda", ...}``: an asynchronous AWS Lambda invoke (`runtime.lambda_backend`), to
+  AWS or to the local emulator when ``endpoint_url`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Protocol
+
+from dag.resources import ResourceConfig
+
+
+class Backend(Protocol):
+    """Starts worker invocations asynchronously."""
+
+    descriptor: dict[str, Any]
+
+    def invoke(self, payload: dict[str, Any], config: ResourceConfig) -> None: ...
+
+    def warmup(self, config: ResourceConfig) -> None: ...
+
+
+class LocalBackend:
+    """Each invocation runs in a new daemon thread of this process, against the real store."""
+
+    descriptor: dict[str, Any] = {"kind": "local"}
+
+    def invoke(self, payload: dict[str, Any], config: ResourceConfig) -> None:
+        from runtime.redis_driver import run_invocation
+
+        thread = threading.Thread(
+            target=run_invocation, args=(payload,), name=payload["worker_id"], daemon=True
+        )
+        thread.start()
+
+    def warmup(self, config: ResourceConfig) -> None:
+        return None  # threads have no cold start
+
+
+_lock = threading.Lock()
+_backends: dict[str, Backend] = {}
+
+
+def make_backend(descriptor: dict[str, Any]) -> Backend:
+    """A new backend from its descriptor.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``.
+    """
+    kind = descriptor.get("kind")
+    if kind == "local":
+        return LocalBackend()
+    if kind == "lambda":
+        from runtime.lambda_backend import LambdaBackend
+
+        options = {k: v for k, v in descriptor.items() if k != "kind"}
+        return LambdaBackend(**options)
+    raise ValueError(f"unknown backend kind {kind!r}; known: local, lambda")
+
+
+def backend_for(descriptor: dict[str, Any]) -> Backend:
+    """The backend of `descriptor`, made once per process (boto3 clients are slow to make)."""
+    name = json.dumps(descriptor, sort_keys=True)
+    with _lock:
+        if name not in _backends:
+            _backends[name] = make_backend(descriptor)
+        return _backends[name]

@@ -1,0 +1,39 @@
+"""What goes wrong in a real run, and how the client hears of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A failure recorded by a worker: who failed, on which task, and the remote traceback."""
+
+    worker_id: str
+    task_id: str | None
+    error_type: str
+    message: str
+    traceback: str
+
+    def __str__(self) -> str:
+        where = f"task {self.task_id!r} on worker {self.worker_id!r}"
+        if self.task_id is None:
+            where = f"worker {self.worker_id!r}"
+        return f"{where} failed with {self.error_type}: {self.message}"
+
+
+class RemoteTaskError(RuntimeError):
+    """A task or worker failed remotely; the message carries the remote traceback.
+
+    Attributes
+    ----------
+    failure : TaskFailure
+    """
+
+    def __init__(self, failure: TaskFailure):
+        super().__init__(f"{failure}\n--- remote traceback ---\n{failure.traceback}")
+        self.failure = failure
+
+
+class WorkerLost(TimeoutError):
+    """The run stalled: no sink completed in time, most likely because a worker died."""

@@ -1,0 +1,108 @@
+"""The AWS Lambda backend: asynchronous invokes (``InvocationType=Event``) with boto3.
+
+One Lambda function per resource config, named ``<prefix>-<memory_mb>`` (Lambda sets vCPUs from
+memory, so a config with other cpus cannot run there). With ``endpoint_url`` it reaches the
+local emulator (`faasdag lambda-local`) instead of AWS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import urllib.parse
+from typing import Any
+
+from dag.resources import ResourceConfig, lambda_cpus
+
+WARMUP_PAYLOAD = {"faasdag": 1, "warmup": True}
+
+
+class LambdaInvokeError(RuntimeError):
+    """Lambda refused an invocation (names the function and the status)."""
+
+
+def _is_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def function_name(config: ResourceConfig, prefix: str = "faasdag") -> str:
+    """The Lambda function of `config`.
+
+    Raises
+    ------
+    ValueError
+        If `config` has cpus other than Lambda's for its memory.
+    """
+    if abs(config.cpus - lambda_cpus(config.memory_mb)) > 1e-9:
+        raise ValueError(
+            f"config {config} has cpus={config.cpus}, but Lambda gives "
+            f"{lambda_cpus(config.memory_mb):.3f} vCPU at {config.memory_mb} MB"
+        )
+    return f"{prefix}-{config.memory_mb}"
+
+
+class LambdaBackend:
+    """Invokes workers as Lambda functions, asynchronously.
+
+    Parameters
+    ----------
+    endpoint_url : str, optional
+        The Lambda API to call (the local emulator); default AWS.
+    region_name : str
+    prefix : str
+        Function names are ``<prefix>-<memory_mb>``.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        region_name: str = "us-east-1",
+        prefix: str = "faasdag",
+    ):
+        import boto3
+        from botocore.config import Config
+
+        self.descriptor: dict[str, Any] = {
+            "kind": "lambda",
+            "endpoint_url": endpoint_url,
+            "region_name": region_name,
+            "prefix": prefix,
+        }
+        self.prefix = prefix
+        session = boto3.session.Session()
+        credentials: dict[str, str] = {}
+        if endpoint_url and _is_loopback(endpoint_url) and session.get_credentials() is None:
+            credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        self.client = session.client(
+            "lambda",
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            config=Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                max_pool_connections=64,
+                connect_timeout=5,
+                read_timeout=60,
+            ),
+            **credentials,
+        )
+
+    def invoke(self, payload: dict[str, Any], config: ResourceConfig) -> None:
+        """Start one invocation of the function of `config` (does not wait for it)."""
+        name = function_name(config, self.prefix)
+        response = self.client.invoke(
+            FunctionName=name, InvocationType="Event", Payload=json.dumps(payload).encode()
+        )
+        if response.get("StatusCode") != 202:
+            raise LambdaInvokeError(
+                f"Lambda function {name!r} answered {response.get('StatusCode')} to an Event invoke"
+            )
+
+    def warmup(self, config: ResourceConfig) -> None:
+        """Send a warm-up ping to the function of `config` (pre-warm)."""
+        self.invoke(dict(WARMUP_PAYLOAD), config)

@@ -1,0 +1,465 @@
+"""The real driver: the worker state machine's effects performed against Redis and a backend.
+
+Same shape as `runtime.inprocess`: one trampoline and one handler per effect, each handler one
+Redis call (or one backend invocation). It makes no scheduling decision; `worker.branch` does.
+
+A worker learns everything from its invocation payload (a `RunRef` plus the invocation): the
+store's URL, the run id, the backend to invoke further workers with, and the run context (the
+schedule and the task functions), inline when small, else stored once per run in Redis.
+`run_invocation` is the whole life of one worker, shared by the local thread backend and the
+Lambda handler.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dag.resources import ResourceConfig
+from runtime.errors import TaskFailure
+from runtime.events import LOG_NAME, EventLog
+from runtime.store import (
+    RedisStore,
+    Subscription,
+    connect,
+    dumps,
+    loads,
+    serialised_nbytes,
+)
+from worker.branch import Invocation, Logic, Worker
+from worker.effects import (
+    Download,
+    Execute,
+    Exists,
+    Get,
+    Incr,
+    Invoke,
+    Now,
+    Parallel,
+    Publish,
+    SetIfAbsent,
+    Sleep,
+    StreamDownload,
+    StreamUpload,
+    Subscribe,
+    TaskOutput,
+    Upload,
+    WaitAny,
+    WaitFor,
+    Warmup,
+)
+from worker.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+TaskCall = Callable[[str, Mapping[str, Any]], Any]
+CONTEXT_KEY = "_context"
+PAYLOAD_VERSION = 1
+
+
+class WorkflowCall:
+    """Runs a task of a built workflow: ``call(task_id, inputs)``; pickles with its specs."""
+
+    def __init__(self, specs: Mapping[str, Any]):
+        self.specs = dict(specs)
+
+    def __call__(self, task_id: str, inputs: Mapping[str, Any]) -> Any:
+        return self.specs[task_id].call(inputs)
+
+
+@dataclass
+class RunContext:
+    """What every worker of a run shares: the schedule and how to call a task."""
+
+    schedule: Schedule
+    call: TaskCall
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """How a worker joins a run; travels (as JSON) in every invocation payload.
+
+    Attributes
+    ----------
+    run_id, redis_url : str
+    t0_epoch : float
+        Run start, seconds since the epoch; every process measures ms from it.
+    backend : dict
+        Descriptor of the backend that invokes workers (see `runtime.backends`).
+    wait_timeout_s : float
+        How long a worker waits for one input before giving up.
+    context_inline : str or None
+        The run context, base64 of `dumps`, when small enough to travel inline.
+    """
+
+    run_id: str
+    redis_url: str
+    t0_epoch: float
+    backend: dict[str, Any] = field(default_factory=lambda: {"kind": "local"})
+    wait_timeout_s: float = 900.0
+    context_inline: str | None = None
+
+    def payload(self, invocation: Invocation, invoked_ms: float) -> dict[str, Any]:
+        """The JSON payload that starts `invocation`."""
+        return {
+            "faasdag": PAYLOAD_VERSION,
+            "run_id": self.run_id,
+            "redis_url": self.redis_url,
+            "t0_epoch": self.t0_epoch,
+            "backend": self.backend,
+            "wait_timeout_s": self.wait_timeout_s,
+            "context": self.context_inline,
+            "worker_id": invocation.worker_id,
+            "memory_mb": invocation.config.memory_mb,
+            "cpus": invocation.config.cpus,
+            "start_tasks": list(invocation.start_tasks),
+            "invoked_ms": invoked_ms,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> tuple[RunRef, Invocation, float]:
+        """Parse a payload made by `payload`.
+
+        Raises
+        ------
+        ValueError
+            If it is not a faasdag payload of this version; names the missing field.
+        """
+        if payload.get("faasdag") != PAYLOAD_VERSION:
+            raise ValueError(f"not a faasdag v{PAYLOAD_VERSION} invocation payload: {payload!r}")
+        try:
+            ref = cls(
+                run_id=payload["run_id"],
+                redis_url=payload["redis_url"],
+                t0_epoch=float(payload["t0_epoch"]),
+                backend=dict(payload["backend"]),
+                wait_timeout_s=float(payload["wait_timeout_s"]),
+                context_inline=payload.get("context"),
+            )
+            config = ResourceConfig(int(payload["memory_mb"]), float(payload["cpus"]))
+            invocation = Invocation(payload["worker_id"], config, tuple(payload["start_tasks"]))
+            return ref, invocation, float(payload["invoked_ms"])
+        except KeyError as err:
+            raise ValueError(f"invocation payload lacks field {err.args[0]!r}") from None
+
+    def now_ms(self) -> float:
+        return (time.time() - self.t0_epoch) * 1000.0
+
+
+def encode_context(context: RunContext) -> bytes:
+    return dumps(context)
+
+
+def inline_context(blob: bytes, limit_bytes: int) -> str | None:
+    """base64 of `blob` if it fits `limit_bytes` once encoded, else None."""
+    if (len(blob) + 2) // 3 * 4 > limit_bytes:
+        return None
+    return base64.b64encode(blob).decode("ascii")
+
+
+# -- per-process caches (a warm container reuses them) --------------------------------------
+
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+_contexts: dict[str, RunContext] = {}
+_MAX_CONTEXTS = 8
+
+
+def client_for(url: str) -> Any:
+    """One Redis client (connection pool) per URL per process."""
+    with _lock:
+        if url not in _clients:
+            _clients[url] = connect(url)
+        return _clients[url]
+
+
+def load_context(ref: RunRef, store: RedisStore) -> RunContext:
+    """The run context: cached, else inline in the payload, else from the store."""
+    with _lock:
+        if ref.run_id in _contexts:
+            return _contexts[ref.run_id]
+    if ref.context_inline is not None:
+        context = loads(base64.b64decode(ref.context_inline), "inline context")
+    else:
+        blob = store.get_blob(CONTEXT_KEY)
+        if blob is None:
+            raise KeyError(f"run {ref.run_id!r} has no stored context (cleaned up, or lost?)")
+        context = loads(blob, CONTEXT_KEY)
+    with _lock:
+        while len(_contexts) >= _MAX_CONTEXTS:
+            _contexts.pop(next(iter(_contexts)))
+        _contexts[ref.run_id] = context
+    return context
+
+
+# -- the driver -----------------------------------------------------------------------------
+
+
+class RedisDriver:
+    """Perform one worker's (or the client's) effects against Redis and a backend.
+
+    Parameters
+    ----------
+    context : RunContext
+    store : RedisStore
+    backend : object with ``invoke(payload, config)`` and ``warmup(config)``
+    ref : RunRef
+    recorder : EventLog or TraceRecorder
+        Gets every performed effect with its timing.
+    wait_timeout_s : float, optional
+        Overrides ``ref.wait_timeout_s`` (the client waits for the whole run).
+    """
+
+    def __init__(
+        self,
+        context: RunContext,
+        store: RedisStore,
+        backend: Any,
+        ref: RunRef,
+        recorder: Any,
+        *,
+        wait_timeout_s: float | None = None,
+    ):
+        self.context = context
+        self.schedule = context.schedule
+        self.call = context.call
+        self.store = store
+        self.backend = backend
+        self.ref = ref
+        self.recorder = recorder
+        self.wait_timeout_s = ref.wait_timeout_s if wait_timeout_s is None else wait_timeout_s
+        self.failure: TaskFailure | None = None
+        self._subscription: Subscription | None = None
+
+    def now_ms(self) -> float:
+        return self.ref.now_ms()
+
+    def subscription(self) -> Subscription:
+        if self._subscription is None:
+            self._subscription = self.store.subscription()
+        return self._subscription
+
+    def close(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+
+    def run(self, logic: Logic, invocation: Invocation | None) -> Any:
+        """Trampoline: perform each effect `logic` yields and send back its result."""
+        worker_id = invocation.worker_id if invocation is not None else "client"
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = logic.send(value) if error is None else logic.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                value, error = self._perform(worker_id, effect), None
+            except Exception as exc:  # thrown back in at the yield: the worker's error path
+                value, error = None, exc
+
+    def _perform(self, worker_id: str, effect: Any) -> Any:
+        if isinstance(effect, Parallel):
+            return [self._perform(worker_id, member) for member in effect.effects]
+        handler = HANDLERS.get(type(effect))
+        if handler is None:
+            known = ", ".join(sorted(t.__name__ for t in HANDLERS))
+            raise TypeError(
+                f"Redis driver has no handler for effect {type(effect).__name__} "
+                f"({effect!r}) of worker {worker_id!r}; handled: {known}"
+            )
+        start = self.now_ms()
+        result, nbytes = handler(self, worker_id, effect)
+        self.recorder.effect(worker_id, effect, start, self.now_ms(), nbytes)
+        return result
+
+
+# -- handlers: one per effect, each returns (result, bytes moved) --------------------------
+
+Handler = Callable[[RedisDriver, str, Any], tuple[Any, int]]
+
+
+def _execute(driver: RedisDriver, worker_id: str, effect: Execute) -> tuple[Any, int]:
+    try:
+        value = driver.call(effect.task_id, effect.inputs)
+    except Exception as exc:
+        driver.failure = TaskFailure(
+            worker_id, effect.task_id, type(exc).__name__, str(exc), traceback.format_exc()
+        )
+        raise
+    nbytes = serialised_nbytes(value)
+    return TaskOutput(value, nbytes), nbytes
+
+
+def _download(driver: RedisDriver, worker_id: str, effect: Download) -> tuple[Any, int]:
+    try:
+        return driver.store.get(effect.key)
+    except KeyError:
+        raise KeyError(
+            f"worker {worker_id!r} downloads {effect.key!r} of run {driver.store.run_id!r}, "
+            f"which is not stored"
+        ) from None
+
+
+def _upload(driver: RedisDriver, worker_id: str, effect: Upload) -> tuple[Any, int]:
+    return None, driver.store.put(effect.key, effect.value)
+
+
+def _stream_upload(driver: RedisDriver, worker_id: str, effect: StreamUpload) -> tuple[Any, int]:
+    # The whole value at once, announced on its stream channel (chunking: not yet).
+    return None, driver.store.put_and_publish(effect.key, effect.value, f"stream:{effect.key}")
+
+
+def _stream_download(
+    driver: RedisDriver, worker_id: str, effect: StreamDownload
+) -> tuple[Any, int]:
+    subscription = driver.subscription()
+    subscription.subscribe(f"stream:{effect.key}")
+    subscription.wait(f"stream:{effect.key}", timeout_s=driver.wait_timeout_s)
+    return _download(driver, worker_id, Download(key=effect.key, task_id=effect.task_id))
+
+
+def _get(driver: RedisDriver, worker_id: str, effect: Get) -> tuple[Any, int]:
+    return driver.store.get_small(effect.key), 0
+
+
+def _incr(driver: RedisDriver, worker_id: str, effect: Incr) -> tuple[Any, int]:
+    return driver.store.incr(effect.counter), 0
+
+
+def _set_if_absent(driver: RedisDriver, worker_id: str, effect: SetIfAbsent) -> tuple[Any, int]:
+    return driver.store.set_if_absent(effect.key, effect.value), 0
+
+
+def _exists(driver: RedisDriver, worker_id: str, effect: Exists) -> tuple[Any, int]:
+    return driver.store.exists(effect.key), 0
+
+
+def _subscribe(driver: RedisDriver, worker_id: str, effect: Subscribe) -> tuple[Any, int]:
+    driver.subscription().subscribe(effect.channel)
+    return None, 0
+
+
+def _publish(driver: RedisDriver, worker_id: str, effect: Publish) -> tuple[Any, int]:
+    driver.store.publish(effect.channel, effect.message)
+    return None, 0
+
+
+def _wait_for(driver: RedisDriver, worker_id: str, effect: WaitFor) -> tuple[Any, int]:
+    driver.subscription().wait(effect.channel, timeout_s=driver.wait_timeout_s)
+    return None, 0
+
+
+def _wait_any(driver: RedisDriver, worker_id: str, effect: WaitAny) -> tuple[Any, int]:
+    channels = list(effect.channels)
+    return driver.subscription().wait_any(channels, timeout_s=driver.wait_timeout_s), 0
+
+
+def _invoke(driver: RedisDriver, worker_id: str, effect: Invoke) -> tuple[Any, int]:
+    payload = driver.ref.payload(Invocation.from_effect(effect), driver.now_ms())
+    driver.backend.invoke(payload, effect.config)
+    return None, 0
+
+
+def _warmup(driver: RedisDriver, worker_id: str, effect: Warmup) -> tuple[Any, int]:
+    driver.backend.warmup(effect.config)
+    return None, 0
+
+
+def _sleep(driver: RedisDriver, worker_id: str, effect: Sleep) -> tuple[Any, int]:
+    time.sleep(effect.ms / 1000)
+    return None, 0
+
+
+def _now(driver: RedisDriver, worker_id: str, effect: Now) -> tuple[Any, int]:
+    return driver.now_ms(), 0
+
+
+HANDLERS: dict[type, Handler] = {
+    Execute: _execute,
+    Download: _download,
+    Upload: _upload,
+    StreamUpload: _stream_upload,
+    StreamDownload: _stream_download,
+    Get: _get,
+    Incr: _incr,
+    SetIfAbsent: _set_if_absent,
+    Exists: _exists,
+    Subscribe: _subscribe,
+    Publish: _publish,
+    WaitFor: _wait_for,
+    WaitAny: _wait_any,
+    Invoke: _invoke,
+    Warmup: _warmup,
+    Sleep: _sleep,
+    Now: _now,
+}
+"""Effect type -> handler. A new effect needs one entry here (and one in the sim driver)."""
+
+
+# -- one worker's life ----------------------------------------------------------------------
+
+
+def run_invocation(payload: Mapping[str, Any], *, startup: str = "none") -> dict[str, Any]:
+    """Run one worker invocation from its payload; the Lambda handler and local threads call it.
+
+    Records the worker's events to the run's log when it ends, whatever happens; a failure is
+    recorded in the store (the client raises it with the remote traceback) and reported in the
+    returned dict, never raised, so an asynchronous invoker does not retry it.
+
+    Parameters
+    ----------
+    payload : mapping
+        From `RunRef.payload`.
+    startup : str
+        How this container started: ``"cold"``, ``"warm"`` or ``"none"`` (no container).
+    """
+    from runtime.backends import backend_for  # late: the Lambda backend imports boto3
+
+    ref, invocation, invoked_ms = RunRef.from_payload(payload)
+    ready_ms = ref.now_ms()
+    store = RedisStore(client_for(ref.redis_url), ref.run_id)
+    events = EventLog()
+    startup_ms = max(ready_ms - invoked_ms, 0.0) if startup == "cold" else 0.0
+    events.worker_started(
+        invocation.worker_id,
+        invocation.config,
+        startup=startup,
+        startup_ms=startup_ms,
+        invoked_ms=invoked_ms,
+        ready_ms=ready_ms,
+    )
+    driver: RedisDriver | None = None
+    outcome: dict[str, Any] = {"worker_id": invocation.worker_id, "ok": True}
+    try:
+        context = load_context(ref, store)
+        driver = RedisDriver(context, store, backend_for(ref.backend), ref, events)
+        Worker(context.schedule, invocation).execute_branch(driver)
+    except Exception as exc:
+        failure = driver.failure if driver is not None else None
+        if failure is None:
+            failure = TaskFailure(
+                invocation.worker_id, None, type(exc).__name__, str(exc), traceback.format_exc()
+            )
+        log.warning("%s", failure)
+        outcome.update(ok=False, error=str(failure))
+        try:
+            store.fail(failure)
+        except Exception:  # the store itself is gone: the client times out or sees it lost
+            log.exception("could not record the failure of worker %s", invocation.worker_id)
+    finally:
+        if driver is not None:
+            driver.close()
+        events.worker_ended(invocation.worker_id, ref.now_ms())
+        try:
+            store.append_log(LOG_NAME, dumps(events.events))
+        except Exception:
+            log.exception("could not store the log of worker %s", invocation.worker_id)
+    return outcome

@@ -1,0 +1,302 @@
+"""The local Lambda emulator through boto3, and faasdag runs on it (real worker processes)."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import runtime_tasks as rt
+from botocore.config import Config
+
+from dag import Placement, Plan, ResourceConfig
+from dag.examples import EXAMPLES, build_example
+from dag.lang import build
+from runtime.client import run
+from runtime.errors import RemoteTaskError, WorkerLost
+from runtime.inprocess import run_in_process
+from runtime.lambda_deploy import deploy, iam_policy, package
+from runtime.lambda_local import LambdaEmulator
+from sim.simulate import simulate
+from traces.io import TraceSet
+from traces.profiles import FixedProfiles
+
+SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
+CFG = ResourceConfig(1024)
+BIG = ResourceConfig(2048)
+
+
+def lambda_client(emulator, attempts=1):
+    return boto3.client(
+        "lambda",
+        endpoint_url=emulator.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": attempts, "mode": "standard"}),
+    )
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    """An emulator with faasdag functions at 1024 and 2048 MB."""
+    with LambdaEmulator(
+        max_concurrency=24, keep_alive_s=120, log_dir=tmp_path_factory.mktemp("lambda-logs")
+    ) as emu:
+        for config in (CFG, BIG):
+            emu.add_function(
+                f"faasdag-{config.memory_mb}", config.memory_mb, extra_paths=(SUPPORT,)
+            )
+        emu.add_function("echo", 512, handler="lambda_test_handlers.echo", extra_paths=(SUPPORT,))
+        emu.add_function("fail", 512, handler="lambda_test_handlers.fail", extra_paths=(SUPPORT,))
+        emu.add_function(
+            "sleepy",
+            512,
+            handler="lambda_test_handlers.sleepy",
+            extra_paths=(SUPPORT,),
+            timeout_s=2.0,
+        )
+        yield emu
+
+
+def invoke(client, name, event, kind="RequestResponse"):
+    response = client.invoke(FunctionName=name, InvocationType=kind, Payload=json.dumps(event))
+    body = response["Payload"].read()
+    return response, json.loads(body) if body else None
+
+
+# -- the Invoke and Runtime APIs ------------------------------------------------------------
+
+
+def test_request_response_returns_the_handler_result_and_reuses_a_warm_process(emulator):
+    """A synchronous invoke returns the result; the next one runs in the same (warm) process."""
+    client = lambda_client(emulator)
+    first, body1 = invoke(client, "echo", {"x": 1})
+    second, body2 = invoke(client, "echo", {"x": 2})
+    assert first["StatusCode"] == 200 and "FunctionError" not in first
+    assert body1["event"] == {"x": 1} and body1["memory"] == "512"
+    assert body2["pid"] == body1["pid"]
+    assert first["ExecutedVersion"] == "$LATEST"
+
+
+def test_function_error_is_200_with_the_error_header(emulator):
+    """A raising handler gives status 200, X-Amz-Function-Error and the error document."""
+    response, body = invoke(lambda_client(emulator), "fail", {})
+    assert response["StatusCode"] == 200
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "ValueError" and "on purpose" in body["errorMessage"]
+
+
+def test_event_and_dry_run_and_unknown_function(emulator):
+    """Event is accepted with 202, DryRun answers 204, an unknown function is a 404 error."""
+    client = lambda_client(emulator)
+    assert invoke(client, "echo", {}, "Event")[0]["StatusCode"] == 202
+    assert invoke(client, "echo", {}, "DryRun")[0]["StatusCode"] == 204
+    with pytest.raises(client.exceptions.ResourceNotFoundException, match="nope"):
+        invoke(client, "nope", {})
+
+
+def test_timeout_kills_the_process_and_reports_it(emulator):
+    """An invocation past the function timeout fails with a timeout error."""
+    response, body = invoke(lambda_client(emulator), "sleepy", {"seconds": 5})
+    assert response["FunctionError"] == "Unhandled"
+    assert "timed out after 2.00 seconds" in body["errorMessage"]
+
+
+def test_a_process_killed_mid_invocation_fails_it(emulator):
+    """Killing the worker process mid-invocation fails it with Runtime.ExitError."""
+    client = lambda_client(emulator)
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(r=invoke(client, "sleepy", {"seconds": 1.5}))
+    )
+    thread.start()
+    busy = _wait_busy(emulator, "sleepy")
+    busy.process.kill()
+    thread.join(10)
+    response, body = result["r"]
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ExitError"
+
+
+def _wait_busy(emulator, function_name, timeout_s=10.0, payload_has=b""):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for env in emulator.environments():
+            current = env.current
+            if (
+                env.function.name == function_name
+                and current is not None
+                and not current.done.is_set()
+                and payload_has in current.payload
+            ):
+                return env
+        time.sleep(0.02)
+    raise AssertionError(f"no busy environment of {function_name}")
+
+
+def test_concurrency_limit_throttles_sync_and_queues_events(tmp_path):
+    """Beyond max_concurrency a synchronous invoke gets 429; an Event waits for a slot."""
+    with LambdaEmulator(max_concurrency=1, keep_alive_s=60) as emu:
+        emu.add_function(
+            "sleepy", 512, handler="lambda_test_handlers.sleepy", extra_paths=(SUPPORT,)
+        )
+        emu.add_function("echo", 512, handler="lambda_test_handlers.echo", extra_paths=(SUPPORT,))
+        client = lambda_client(emu)
+        thread = threading.Thread(target=invoke, args=(client, "sleepy", {"seconds": 1.0}))
+        thread.start()
+        _wait_busy(emu, "sleepy")
+        with pytest.raises(client.exceptions.TooManyRequestsException):
+            invoke(client, "echo", {})
+        assert invoke(client, "echo", {}, "Event")[0]["StatusCode"] == 202
+        thread.join()
+        deadline = time.monotonic() + 10
+        while emu.stats.cold_starts < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert emu.stats.throttled >= 1 and emu.stats.cold_starts == 2
+
+
+def test_keep_alive_expiry_makes_the_next_start_cold():
+    """An environment idle past keep_alive_s is stopped; the next invoke starts a new process."""
+    with LambdaEmulator(keep_alive_s=0.4) as emu:
+        emu.add_function("echo", 512, handler="lambda_test_handlers.echo", extra_paths=(SUPPORT,))
+        client = lambda_client(emu)
+        first = invoke(client, "echo", {})[1]["pid"]
+        time.sleep(1.5)
+        assert emu.environments() == []
+        assert invoke(client, "echo", {})[1]["pid"] != first
+        assert emu.stats.cold_starts == 2
+
+
+def test_builtin_runtime_client_speaks_the_same_api():
+    """The fallback runtime client runs handlers like awslambdaric does."""
+    with LambdaEmulator(runtime_client="builtin") as emu:
+        emu.add_function("echo", 512, handler="lambda_test_handlers.echo", extra_paths=(SUPPORT,))
+        emu.add_function("fail", 512, handler="lambda_test_handlers.fail", extra_paths=(SUPPORT,))
+        client = lambda_client(emu)
+        assert invoke(client, "echo", {"y": 3})[1]["event"] == {"y": 3}
+        response, body = invoke(client, "fail", {})
+        assert response["FunctionError"] == "Unhandled" and body["errorType"] == "ValueError"
+
+
+# -- faasdag runs on the emulator -----------------------------------------------------------
+
+
+def run_on(emulator, target, plan=None, **kwargs):
+    return run(
+        target,
+        plan,
+        backend="lambda",
+        endpoint_url=emulator.endpoint_url,
+        config=CFG,
+        timeout_s=kwargs.pop("timeout_s", 60),
+        **kwargs,
+    )
+
+
+def mixed_plan(dag):
+    """Fixed workers w0..w2 (w1 at 2048 MB) and flexible tasks every third level."""
+    levels = dag.levels()
+    placements = {}
+    for i, t in enumerate(dag):
+        if levels[t] % 3 == 2:
+            placements[t] = Placement(None, BIG if levels[t] % 2 else CFG)
+        else:
+            placements[t] = Placement(f"w{i % 3}", BIG if i % 3 == 1 else CFG)
+    return Plan(placements)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_examples_on_the_emulator_match_direct_computation(name, emulator, redis_url, tmp_path):
+    """Every example on Lambda workers (two memory sizes) gives the direct result; traces
+    are written with cold and warm starts recorded."""
+    example = build_example(name)
+    dag = example.dag
+    plan = Plan(
+        {
+            t: Placement(p.worker_id or f"f{dag.levels()[t]}", p.config)
+            for t, p in mixed_plan(dag).placements.items()
+        }
+    )
+    result = run_on(emulator, example, plan, redis_url=redis_url)
+    example.check(result.results)
+    assert set(result.workers["startup"]) <= {"cold", "warm"}
+    assert result.runs["backend"].tolist() == ["lambda"]
+    TraceSet.concat([result.traces()]).write(tmp_path / "t")
+    assert len(TraceSet.read(tmp_path / "t").tasks) == len(dag)
+
+
+def test_flexible_plan_on_the_emulator(emulator, redis_url):
+    """A WUKONG-style all-flexible plan runs on the emulator and matches the direct result."""
+    example = build_example("tree_reduction")
+    plan = Plan({t: Placement(None, CFG) for t in example.dag})
+    result = run_on(emulator, example, plan, redis_url=redis_url)
+    example.check(result.results)
+
+
+def test_in_process_sim_and_emulator_agree_on_structure(emulator, redis_url):
+    """The same fixed plan executes the same tasks on the same workers, with the same uploads
+    and invocations, in the in-process driver, the simulator and the emulator."""
+    example = build_example("montage_like")
+    plan = Plan(
+        {
+            t: Placement(p.worker_id or f"w-flex{p.config.memory_mb}", p.config)
+            for t, p in mixed_plan(example.dag).placements.items()
+        }
+    )
+    local = run_in_process(
+        example.dag, plan, lambda t, inputs: example.workflow.specs[t].call(inputs)
+    )
+    profiles = FixedProfiles(example.dag, example.runtime_ms, example.output_bytes)
+    simulated = simulate(example.dag, plan, profiles, "aws-lambda", seed=1)
+    real = run_on(emulator, example, plan, redis_url=redis_url)
+    where = dict(zip(real.tasks["task_id"], real.tasks["worker_id"], strict=True))
+    assert where == {r["task_id"]: r["worker_id"] for r in local.task_rows}
+    assert where == dict(zip(simulated.tasks["task_id"], simulated.tasks["worker_id"], strict=True))
+    assert sorted(real.uploads) == sorted(local.uploads) == sorted(simulated.uploads)
+    invoked = sorted(i.worker_id for i in real.invocations)
+    assert invoked == sorted(i.worker_id for i in local.invocations)
+    assert invoked == sorted(i.worker_id for i in simulated.invocations)
+
+
+def test_task_exception_on_the_emulator_reaches_the_client(emulator, redis_url):
+    """A task raising in a Lambda worker reaches the client with its remote traceback."""
+    with pytest.raises(RemoteTaskError, match="(?s)boom on 7.*runtime_tasks.py"):
+        run_on(emulator, rt.explode(rt.number(7)), redis_url=redis_url, timeout_s=30)
+
+
+def test_killed_worker_is_detected_by_timeout(emulator, redis_url):
+    """A worker process killed mid-task makes the client fail by timeout, naming the worker
+    (re-invocation is not implemented: see the README)."""
+    workflow = build(rt.add(rt.slow(1, 2.0), rt.number(2)))
+    plan = Plan({t: Placement("w-" + t.split("-")[0], CFG) for t in workflow.dag})
+    killer = threading.Thread(
+        target=lambda: _wait_busy(emulator, "faasdag-1024", payload_has=b'"w-slow"').process.kill()
+    )
+    killer.start()
+    with pytest.raises(WorkerLost, match="w-slow"):
+        run_on(emulator, workflow, plan, redis_url=redis_url, timeout_s=4, settle_timeout_s=0.2)
+    killer.join()
+
+
+def test_deployer_packages_creates_updates_and_the_functions_run(redis_url, tmp_path):
+    """The zip from `package` deployed with `deploy` runs a workflow on the emulator."""
+    zip_path = package(
+        tmp_path / "faasdag.zip", install=False, extra_paths=[Path(SUPPORT) / "runtime_tasks.py"]
+    )
+    with LambdaEmulator(keep_alive_s=60) as emu:
+        names = deploy(
+            zip_path, [CFG], role_arn="arn:aws:iam::0:role/x", endpoint_url=emu.endpoint_url
+        )
+        assert names == ["faasdag-1024"]
+        assert str(emu.functions["faasdag-1024"].code_dir).startswith("/tmp")
+        assert deploy(zip_path, [CFG], role_arn="r", endpoint_url=emu.endpoint_url) == names
+        plan = None
+        workflow = build(rt.add(rt.number(20), rt.number(22)))
+        plan = Plan({t: Placement(None, CFG) for t in workflow.dag})
+        assert run_on(emu, workflow, plan, redis_url=redis_url).value == 42
+    policy = iam_policy(prefix="faasdag")
+    actions = policy["execution_role"]["Statement"][0]
+    assert actions["Action"] == ["lambda:InvokeFunction"]
+    assert actions["Resource"].endswith(":function:faasdag-*")

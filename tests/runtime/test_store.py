@@ -1,0 +1,132 @@
+"""Redis storage: values, counters, markers, pub/sub, namespacing, cleanup and reconnection."""
+
+import threading
+import time
+
+import pytest
+import redis
+from redis_server import RedisServer, find_redis_server
+
+from runtime.store import RedisStore, RunFailed, StoreLost, connect, dumps, loads, serialised_nbytes
+
+
+@pytest.fixture
+def store(redis_url):
+    s = RedisStore(connect(redis_url), f"t{time.time_ns()}")
+    s.begin()
+    yield s
+    s.cleanup()
+
+
+def test_none_is_a_stored_value(store):
+    """A stored None comes back as None; a missing key raises KeyError naming it."""
+    store.put("out:a", None)
+    assert store.get("out:a")[0] is None
+    with pytest.raises(KeyError, match="out:b"):
+        store.get("out:b")
+
+
+def test_keys_are_namespaced_by_run_and_cleanup_deletes_them(store, redis_url):
+    """Every key of a run is under faasdag:<run_id>: and cleanup removes all of them only."""
+    other = RedisStore(store.client, store.run_id + "x")
+    store.put("out:a", 1)
+    store.incr("deps:b")
+    other.put("out:a", 2)
+    names = {k.decode() for k in store.client.keys(f"faasdag:{store.run_id}:*")}
+    assert names == {store.key("_run"), store.key("out:a"), store.key("deps:b")}
+    assert store.cleanup() == 3
+    assert other.get("out:a")[0] == 2
+    other.cleanup()
+
+
+def test_counter_and_set_if_absent_are_atomic(store):
+    """Concurrent INCRs count every call once; exactly one SET NX wins."""
+    wins, counts = [], []
+
+    def hit():
+        counts.append(store.incr("deps:c"))
+        wins.append(store.set_if_absent("started:w"))
+
+    threads = [threading.Thread(target=hit) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(counts) == list(range(1, 21))
+    assert wins.count(True) == 1
+
+
+def test_serialised_size_matches_stored_bytes(store):
+    """The size measured without copying equals the stored blob's length."""
+    import numpy as np
+
+    value = {"a": np.ones(1000), "b": [1, None]}
+    assert serialised_nbytes(value) == len(dumps(value)) == store.put("out:x", value)
+    assert loads(dumps(value))["b"] == [1, None]
+
+
+def test_wait_sees_a_message_published_before_subscribing(store):
+    """A publish that happened before the subscription is found through its marker."""
+    store.publish("done:a")
+    sub = store.subscription()
+    sub.subscribe("done:a")
+    started = time.monotonic()
+    sub.wait("done:a", timeout_s=5)
+    assert time.monotonic() - started < 1
+    sub.close()
+
+
+def test_wait_wakes_on_publish(store):
+    """A waiter wakes soon after another thread publishes."""
+    sub = store.subscription()
+    sub.subscribe("done:b")
+    timer = threading.Timer(0.2, store.publish, args=("done:b",))
+    timer.start()
+    started = time.monotonic()
+    sub.wait("done:b", timeout_s=5)
+    assert 0.15 < time.monotonic() - started < 2
+    sub.close()
+
+
+def test_wait_times_out_naming_the_channel(store):
+    """With no event, wait raises TimeoutError naming the channel."""
+    sub = store.subscription()
+    sub.subscribe("done:never")
+    with pytest.raises(TimeoutError, match="done:never"):
+        sub.wait("done:never", timeout_s=0.3)
+    sub.close()
+
+
+def test_a_recorded_failure_wakes_waiters(store):
+    """A failure recorded by another worker ends every wait with RunFailed."""
+    sub = store.subscription()
+    sub.subscribe("done:c")
+    threading.Timer(0.1, store.fail, args=("worker w1 broke",)).start()
+    with pytest.raises(RunFailed, match="w1 broke"):
+        sub.wait("done:c", timeout_s=5)
+    sub.close()
+
+
+def test_password_url():
+    """A redis:// URL with a password authenticates; a wrong one is refused."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server")
+    with RedisServer(binary, password="s3cret") as server:
+        assert connect(server.url).ping()
+        bad = server.url.replace("s3cret", "wrong")
+        with pytest.raises(redis.AuthenticationError):
+            connect(bad, retries=0).ping()
+
+
+def test_commands_retry_across_a_restart_and_lost_keys_are_detected(own_redis):
+    """After a restart, commands reconnect with backoff, and the run is reported lost."""
+    store = RedisStore(connect(own_redis.url, retries=8, backoff_cap_s=0.5), "r1")
+    store.begin()
+    sub = store.subscription()
+    sub.subscribe("done:x")
+    own_redis.restart()
+    assert not store.alive()  # reconnected, and the run's keys are gone
+    with pytest.raises(StoreLost, match="r1"):
+        sub.wait("done:x", timeout_s=5)
+    sub.close()
