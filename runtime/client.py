@@ -39,7 +39,7 @@ from runtime.redis_driver import (
 from runtime.store import RedisStore, RunFailed, loads
 from traces.io import TraceSet
 from traces.schema import coerce_frame, empty_frame, make_frame
-from worker.branch import run_client
+from worker.branch import await_sinks, restart, run_client
 from worker.recording import TraceRecorder
 from worker.schedule import Schedule
 
@@ -143,6 +143,7 @@ def run(
     timeout_s: float = 600.0,
     wait_timeout_s: float = 900.0,
     settle_timeout_s: float = 10.0,
+    retries: int = 1,
     inline_context_bytes: int = 64 * 1024,
     keep: bool = False,
     run_id: str | None = None,
@@ -177,6 +178,10 @@ def run(
         Longest a worker waits for one input (default 900, Lambda's maximum duration).
     settle_timeout_s : float
         After the sinks, how long to wait for the remaining workers' trace logs.
+    retries : int
+        How often a stalled run re-invokes its lost workers (started, never ended) before
+        giving up with `WorkerLost`; a retry reads back the outputs its lost attempt stored, so
+        no task's effect is applied twice (default 1).
     inline_context_bytes : int
         Payloads carry the run context inline up to this size; beyond it, a Redis key.
     keep : bool
@@ -195,7 +200,7 @@ def run(
     RemoteTaskError
         A task raised (the message has the remote traceback) or a worker failed.
     WorkerLost
-        No progress to the sinks within `timeout_s`.
+        No progress to the sinks within `timeout_s`, after `retries` re-invocations.
     StoreLost
         Redis lost the run's keys (restarted or flushed) mid-run.
     """
@@ -223,17 +228,12 @@ def run(
     driver = RedisDriver(context, store, the_backend, ref, events, wait_timeout_s=timeout_s)
     try:
         try:
-            results = driver.run(run_client(schedule), None)
+            results = _await_with_retries(
+                driver, schedule, store, events, the_backend, ref, run_id, retries
+            )
         except RunFailed as failed:
             _settle(store, events, 0.5)
             raise RemoteTaskError(failed.failure) from None
-        except TimeoutError as err:
-            replayed = _settle(store, events, 0.5)
-            missing = sorted({i.worker_id for i in replayed.invocations} - replayed.ended)
-            raise WorkerLost(
-                f"run {run_id!r} stalled: {err}; workers invoked that never reported back: "
-                f"{missing or 'none'}"
-            ) from None
         finally:
             driver.close()
         replayed = _settle(store, events, settle_timeout_s)
@@ -252,7 +252,7 @@ def run(
     }
     tasks = _frame("tasks", recorder.task_rows(), labels)
     workers = _frame("workers", recorder.worker_rows(), labels)
-    makespan_ms = float(tasks["end_ms"].max()) if len(tasks) else 0.0
+    makespan_ms = recorder.makespan_ms()
     runs = make_frame(
         "runs",
         [
@@ -285,6 +285,33 @@ def run(
 @dataclass
 class _Settled(Replayed):
     logs: list[list[tuple[Any, ...]]] = field(default_factory=list)
+
+
+def _await_with_retries(driver, schedule, store, events, backend, ref, run_id, retries):
+    """Run the client logic; when it stalls, re-invoke every lost worker (claimed, never
+    ended) as its next attempt and wait again, up to `retries` times."""
+    logic = run_client(schedule)
+    for attempt in range(retries + 1):
+        try:
+            return driver.run(logic, None)
+        except TimeoutError as err:
+            replayed = _settle(store, events, 0.5)
+            lost = sorted(
+                worker_id
+                for worker_id, claim in store.started().items()
+                if worker_id not in replayed.ended and tuple(claim or ())[1:] == ("invoke",)
+            )
+            if attempt == retries or not lost:
+                raise WorkerLost(
+                    f"run {run_id!r} stalled: {err}; workers started that never reported "
+                    f"back: {lost or 'none'}"
+                ) from None
+            log.warning("run %s: re-invoking lost workers %s", run_id, lost)
+            for worker_id in lost:
+                invocation = restart(schedule, worker_id, attempt + 1)
+                backend.invoke(ref.payload(invocation, ref.now_ms()), invocation.config)
+            logic = await_sinks(schedule)
+    raise AssertionError("unreachable")
 
 
 def _settle(store: RedisStore, events: EventLog, timeout_s: float) -> _Settled:

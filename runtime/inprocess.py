@@ -99,7 +99,7 @@ class InProcessDriver:
         self.recorder = TraceRecorder(self.schedule)
         self._lock = threading.Lock()
         self._store: dict[str, tuple[Any, int]] = {}
-        self._counters: dict[str, int] = {}
+        self._counters: dict[str, set[str]] = {}
         self._channels: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
         self._failures: list[BaseException] = []
@@ -108,9 +108,9 @@ class InProcessDriver:
         self.uploads: list[str] = []
 
     def counters(self) -> dict[str, int]:
-        """Dependency counters as they stand (a copy)."""
+        """Dependency counters as they stand: distinct producers counted per counter."""
         with self._lock:
-            return dict(self._counters)
+            return {name: len(members) for name, members in self._counters.items()}
 
     def stored_keys(self) -> set[str]:
         with self._lock:
@@ -244,14 +244,15 @@ def _get(driver: InProcessDriver, worker_id: str, effect: Get) -> tuple[Any, int
     with driver._lock:
         if effect.key in driver._store:
             return driver._store[effect.key][0], 0
-        return driver._counters.get(effect.key), 0
+        members = driver._counters.get(effect.key)
+        return (None if members is None else len(members)), 0
 
 
 def _incr(driver: InProcessDriver, worker_id: str, effect: Incr) -> tuple[Any, int]:
     with driver._lock:
-        count = driver._counters.get(effect.counter, 0) + 1
-        driver._counters[effect.counter] = count
-    return count, 0
+        members = driver._counters.setdefault(effect.counter, set())
+        members.add(effect.member)
+        return len(members), 0
 
 
 def _set_if_absent(driver: InProcessDriver, worker_id: str, effect: SetIfAbsent) -> tuple[Any, int]:

@@ -119,6 +119,7 @@ class RunRef:
             "memory_mb": invocation.config.memory_mb,
             "cpus": invocation.config.cpus,
             "start_tasks": list(invocation.start_tasks),
+            "attempt": invocation.attempt,
             "invoked_ms": invoked_ms,
         }
 
@@ -143,7 +144,12 @@ class RunRef:
                 context_inline=payload.get("context"),
             )
             config = ResourceConfig(int(payload["memory_mb"]), float(payload["cpus"]))
-            invocation = Invocation(payload["worker_id"], config, tuple(payload["start_tasks"]))
+            invocation = Invocation(
+                payload["worker_id"],
+                config,
+                tuple(payload["start_tasks"]),
+                int(payload.get("attempt", 0)),
+            )
             return ref, invocation, float(payload["invoked_ms"])
         except KeyError as err:
             raise ValueError(f"invocation payload lacks field {err.args[0]!r}") from None
@@ -331,7 +337,7 @@ def _get(driver: RedisDriver, worker_id: str, effect: Get) -> tuple[Any, int]:
 
 
 def _incr(driver: RedisDriver, worker_id: str, effect: Incr) -> tuple[Any, int]:
-    return driver.store.incr(effect.counter), 0
+    return driver.store.count_member(effect.counter, effect.member), 0
 
 
 def _set_if_absent(driver: RedisDriver, worker_id: str, effect: SetIfAbsent) -> tuple[Any, int]:

@@ -231,9 +231,23 @@ class RedisStore:
             return loads(blob, name)
         return int(blob)
 
-    def incr(self, name: str) -> int:
-        """Atomically add one to counter `name`; returns the new count."""
-        return int(self.client.incr(self.key(name)))
+    def started(self) -> dict[str, Any]:
+        """Every start claim of the run: worker id -> (claimer, "invoke" | "take")."""
+        prefix = self.key("started:")
+        claims = {}
+        for key in self.client.scan_iter(match=prefix + "*", count=500):
+            name = key.decode()[len(self.key("")) :]
+            claims[name.removeprefix("started:")] = self.get_small(name)
+        return claims
+
+    def count_member(self, name: str, member: str) -> int:
+        """Atomically add `member` to the counter set `name` (SADD + SCARD in one transaction);
+        returns the number of distinct members. Counting a member twice changes nothing."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.sadd(self.key(name), member)
+        pipe.scard(self.key(name))
+        _added, size = pipe.execute()
+        return int(size)
 
     def set_if_absent(self, name: str, value: Any = 1) -> bool:
         """Set `name` unless it exists (SET NX); True if this call set it."""

@@ -97,7 +97,7 @@ class SimDriver:
         self._markers: dict[str, Any] = {}  # small values (set-if-absent keys): key -> value
         self._streams: dict[str, _Stream] = {}
         self._prewarmed: list[Container] = []
-        self._counters: dict[str, int] = {}
+        self._counters: dict[str, set[str]] = {}  # dependency counters: members counted
         self._channels: dict[str, simpy.Event] = {}
         self._cpus: dict[str, ProcessorSharing] = {}
         # Workers inside a Parallel: the only place their effects (and so tasks) can overlap.
@@ -305,9 +305,9 @@ def _upload(driver: SimDriver, worker_id: str, effect: Upload):
 
 
 def _apply_incr(driver: SimDriver, worker_id: str, effect: Incr, start_ms: float) -> int:
-    count = driver._counters.get(effect.counter, 0) + 1
-    driver._counters[effect.counter] = count
-    return count
+    members = driver._counters.setdefault(effect.counter, set())
+    members.add(effect.member)
+    return len(members)
 
 
 def _apply_set_if_absent(
@@ -326,7 +326,8 @@ def _apply_exists(driver: SimDriver, worker_id: str, effect: Exists, start_ms: f
 def _apply_get(driver: SimDriver, worker_id: str, effect: Get, start_ms: float) -> Any:
     if effect.key in driver._markers:
         return driver._markers[effect.key]
-    return driver._counters.get(effect.key)
+    members = driver._counters.get(effect.key)
+    return None if members is None else len(members)
 
 
 def _apply_subscribe(driver: SimDriver, worker_id: str, effect: Subscribe, start_ms: float) -> None:

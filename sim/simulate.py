@@ -82,14 +82,6 @@ def _frame(table: str, rows: list[dict[str, Any]], labels: dict[str, Any]) -> pd
     return coerce_frame(table, frame, source=f"simulated {table}")
 
 
-def makespan_of(dag: DAG, tasks: pd.DataFrame) -> float:
-    """When the last sink's result was stored (ms): a duplicated sink counts its first run."""
-    if tasks.empty:
-        return 0.0
-    sinks = tasks[tasks["task_id"].isin(dag.sinks)]
-    return float(sinks.groupby("task_id")["end_ms"].min().max())
-
-
 def realised_critical_path(dag: DAG, tasks: pd.DataFrame) -> tuple[str, ...]:
     """Walk back from the last-finishing task through the input whose arrival came last."""
     if tasks.empty:
@@ -160,7 +152,7 @@ def simulate(
     return SimResult(
         tasks=tasks,
         workers=workers,
-        makespan_ms=makespan_of(dag, tasks),
+        makespan_ms=driver.recorder.makespan_ms(),
         cost=driver.ledger.breakdown(),
         n_cold=driver.pools.n_cold,
         n_warm=driver.pools.n_warm,

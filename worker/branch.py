@@ -37,6 +37,7 @@ from worker.effects import (
     Download,
     Execute,
     Exists,
+    Get,
     Incr,
     Invoke,
     Now,
@@ -53,6 +54,7 @@ from worker.effects import (
     Warmup,
 )
 from worker.schedule import (
+    FLEXIBLE_PREFIX,
     Schedule,
     began_key,
     claim_key,
@@ -72,15 +74,25 @@ class PlanViolation(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Invocation:
-    """What a worker is started with: its id, config and the task(s) it starts from."""
+    """What a worker is started with: its id, config, the task(s) it starts from, and which
+    attempt this is (0 first; a retry re-runs the same logic, reading back stored outputs)."""
 
     worker_id: str
     config: ResourceConfig
     start_tasks: tuple[str, ...]
+    attempt: int = 0
 
     @classmethod
     def from_effect(cls, effect: Invoke) -> Invocation:
-        return cls(effect.worker_id, effect.config, effect.start_tasks)
+        return cls(effect.worker_id, effect.config, effect.start_tasks, effect.attempt)
+
+    def to_effect(self) -> Invoke:
+        return Invoke(
+            worker_id=self.worker_id,
+            config=self.config,
+            start_tasks=self.start_tasks,
+            attempt=self.attempt,
+        )
 
 
 def _all(effects: list[Any]) -> Logic:
@@ -149,6 +161,14 @@ def fetch_inputs(
     return fetched
 
 
+def stored_output(task_id: str, me: Invocation) -> Logic:
+    """On a retry, the output a lost attempt already stored (so it is not run twice), or None."""
+    if not me.attempt or not (yield Exists(key=output_key(task_id), task_id=task_id)):
+        return None
+    value = yield Download(key=output_key(task_id), task_id=task_id)
+    return TaskOutput(value, 0, stored=True)
+
+
 def execute(task_id: str, inputs: Mapping[str, Any], *, duplicate: bool = False) -> Logic:
     output = yield Execute(task_id=task_id, inputs=inputs, duplicate=duplicate)
     if not isinstance(output, TaskOutput):
@@ -182,7 +202,9 @@ def _store_output(
     schedule: Schedule, task_id: str, output: TaskOutput, elsewhere: list[str]
 ) -> Logic:
     streaming = schedule.plan.enabled("output-streaming", task_id)
-    if streaming is not None:
+    if output.stored:
+        pass  # a lost attempt stored it already
+    elif streaming is not None:
         chunk = int(streaming.params.get("chunk_bytes", opt.DEFAULT_CHUNK_BYTES))
         yield StreamUpload(
             key=output_key(task_id),
@@ -246,7 +268,9 @@ def share_output(
         yield from _store_output(schedule, task_id, output, elsewhere)
 
     fan_ins = [c for c in elsewhere if len(schedule.counted[c]) > 1]
-    counts = yield from _all([Incr(counter=counter_key(c), task_id=task_id) for c in fan_ins])
+    counts = yield from _all(
+        [Incr(counter=counter_key(c), member=task_id, task_id=task_id) for c in fan_ins]
+    )
     reached = set()
     for consumer, count in zip(fan_ins, counts, strict=True):
         if count > len(schedule.counted[consumer]):
@@ -268,38 +292,43 @@ def share_output(
         # Counted first but someone else still needs this output (a fan-in not completed here).
         yield from _store_output(schedule, task_id, output, elsewhere)
 
-    fixed_ready = [c for c in ready if worker_of[c] is not None]
-    won = yield from _all(
-        [SetIfAbsent(key=started_key(worker_of[c]), task_id=task_id) for c in fixed_ready]
-    )
-    invokes = [
-        Invoke(
-            worker_id=worker_of[c], config=schedule.config_of[c], start_tasks=(c,), task_id=task_id
-        )
-        for c, first in zip(fixed_ready, won, strict=True)
-        if first
-    ]
+    takes = set(taken)
     for consumer in ready:
-        if worker_of[consumer] is not None or consumer in taken:
-            continue
         if (
-            flexible_here
+            worker_of[consumer] is None
+            and flexible_here
             and not keeping
-            and not taken
+            and not takes
             and schedule.config_of[consumer] == me.config
         ):
-            taken.append(consumer)
-        else:
-            invokes.append(
-                Invoke(
-                    worker_id=flexible_worker_id(consumer),
-                    config=schedule.config_of[consumer],
-                    start_tasks=(consumer,),
-                    task_id=task_id,
-                )
-            )
+            takes.add(consumer)
+    # Every start is claimed (set-if-absent) so that no worker, nor its retry, starts one twice.
+    starts = [
+        (c, worker_of[c] or flexible_worker_id(c), "take" if c in takes else "invoke")
+        for c in ready
+    ]
+    won = yield from _all(
+        [
+            SetIfAbsent(key=started_key(w), value=(me.worker_id, mode), task_id=task_id)
+            for _c, w, mode in starts
+        ]
+    )
+    if me.attempt:  # a retry resumes the takes its lost attempt had claimed
+        lost = [
+            (i, w)
+            for i, ((_c, w, mode), first) in enumerate(zip(starts, won, strict=True))
+            if not first and mode == "take"
+        ]
+        owners = yield from _all([Get(key=started_key(w), task_id=task_id) for _i, w in lost])
+        for (i, _w), owner in zip(lost, owners, strict=True):
+            won[i] = tuple(owner or ()) == (me.worker_id, "take")
+    invokes = [
+        Invoke(worker_id=w, config=schedule.config_of[c], start_tasks=(c,), task_id=task_id)
+        for (c, w, mode), first in zip(starts, won, strict=True)
+        if first and mode == "invoke"
+    ]
     yield from _all(invokes)
-    return taken
+    return [c for (c, _w, mode), first in zip(starts, won, strict=True) if first and mode == "take"]
 
 
 # -- workers --------------------------------------------------------------------------------
@@ -309,14 +338,16 @@ def fixed_worker(schedule: Schedule, me: Invocation) -> Logic:
     """A fixed worker: run its planned tasks in topological order."""
     local: dict[str, Any] = {}
     for task_id in schedule.local_order[me.worker_id]:
-        deps = schedule.dag.predecessors(task_id)
-        remote = [d for d in deps if schedule.worker_of[d] != me.worker_id]
-        fetched = yield from fetch_inputs(schedule, task_id, remote, me, wait=True)
-        inputs = {d: fetched[d] if d in fetched else local[d] for d in deps}
-        if task_id in schedule.dup_targets:
-            began_ms = yield Now()
-            yield SetIfAbsent(key=began_key(task_id), value=began_ms, task_id=task_id)
-        output = yield from execute(task_id, inputs)
+        output = yield from stored_output(task_id, me)
+        if output is None:
+            deps = schedule.dag.predecessors(task_id)
+            remote = [d for d in deps if schedule.worker_of[d] != me.worker_id]
+            fetched = yield from fetch_inputs(schedule, task_id, remote, me, wait=True)
+            inputs = {d: fetched[d] if d in fetched else local[d] for d in deps}
+            if task_id in schedule.dup_targets:
+                began_ms = yield Now()
+                yield SetIfAbsent(key=began_key(task_id), value=began_ms, task_id=task_id)
+            output = yield from execute(task_id, inputs)
         local[task_id] = output.value
         yield from complete(schedule, task_id, output, me)
 
@@ -333,12 +364,14 @@ def flexible_worker(schedule: Schedule, me: Invocation) -> Logic:
             )
         else:
             task_id = item
-            deps = schedule.dag.predecessors(task_id)
-            remote = [d for d in deps if d not in local]
-            wait = task_id in schedule.waits_for_inputs
-            fetched = yield from fetch_inputs(schedule, task_id, remote, me, wait=wait)
-            inputs = {d: fetched[d] if d in fetched else local[d] for d in deps}
-            output = yield from execute(task_id, inputs)
+            output = yield from stored_output(task_id, me)
+            if output is None:
+                deps = schedule.dag.predecessors(task_id)
+                remote = [d for d in deps if d not in local]
+                wait = task_id in schedule.waits_for_inputs
+                fetched = yield from fetch_inputs(schedule, task_id, remote, me, wait=wait)
+                inputs = {d: fetched[d] if d in fetched else local[d] for d in deps}
+                output = yield from execute(task_id, inputs)
             local[task_id] = output.value
             taken = yield from complete(schedule, task_id, output, me)
         todo.extend(reversed(taken))
@@ -360,9 +393,15 @@ def run_client(schedule: Schedule, *, fetch_results: bool = True) -> Logic:
     for warmup in opt.prewarm_requests(schedule):
         yield Warmup(config=warmup.config, delay_ms=warmup.delay_ms)
     starts = schedule.initial_workers()
-    fixed = [(w, c, t) for w, c, t in starts if w in schedule.local_order]
-    yield from _all([SetIfAbsent(key=started_key(w)) for w, _, _ in fixed])
+    yield from _all(
+        [SetIfAbsent(key=started_key(w), value=("client", "invoke")) for w, _, _ in starts]
+    )
     yield from _all([Invoke(worker_id=w, config=c, start_tasks=(t,)) for w, c, t in starts])
+    return (yield from await_sinks(schedule, fetch_results=fetch_results))
+
+
+def await_sinks(schedule: Schedule, *, fetch_results: bool = True) -> Logic:
+    """Wait until every sink's output is stored; returns {sink: value} if asked."""
     sinks = list(schedule.dag.sinks)
     yield from _all([Subscribe(channel=done_channel(s)) for s in sinks])
     present = yield from _all([Exists(key=output_key(s)) for s in sinks])
@@ -373,6 +412,17 @@ def run_client(schedule: Schedule, *, fetch_results: bool = True) -> Logic:
         return {}
     values = yield from _all([Download(key=output_key(s)) for s in sinks])
     return dict(zip(sinks, values, strict=True))
+
+
+def restart(schedule: Schedule, worker_id: str, attempt: int) -> Invocation:
+    """The invocation that retries worker `worker_id` (lost: started, never ended)."""
+    if worker_id in schedule.local_order:
+        first = schedule.local_order[worker_id][0]
+        return Invocation(worker_id, schedule.config_of[first], (first,), attempt)
+    task_id = worker_id.removeprefix(FLEXIBLE_PREFIX)
+    if task_id not in schedule.dag or worker_id != flexible_worker_id(task_id):
+        raise ValueError(f"no worker {worker_id!r} in this plan")
+    return Invocation(worker_id, schedule.config_of[task_id], (task_id,), attempt)
 
 
 class Driver(Protocol):

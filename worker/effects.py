@@ -24,10 +24,14 @@ def _check_nbytes(nbytes: int, what: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class TaskOutput:
-    """A task's result and its serialised size in bytes (the simulator's value is None)."""
+    """A task's result and its serialised size in bytes (the simulator's value is None).
+
+    ``stored`` marks an output a lost attempt already stored (read back by a retry).
+    """
 
     value: Any
     nbytes: int
+    stored: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,9 +109,12 @@ class Get:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Incr:
-    """Atomically add one to `counter`. Result: the new count."""
+    """Atomically count `member` into the dependency counter `counter` (a set: counting the
+    same member again, e.g. from a retried worker, changes nothing). Result: the number of
+    distinct members counted."""
 
     counter: str
+    member: str
     task_id: str | None = None
 
 
@@ -169,11 +176,13 @@ class WaitAny:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Invoke:
-    """Start worker `worker_id` of `config` asynchronously, running from `start_tasks`."""
+    """Start worker `worker_id` of `config` asynchronously, running from `start_tasks`
+    (``attempt`` > 0: a retry of a worker that was lost)."""
 
     worker_id: str
     config: ResourceConfig
     start_tasks: tuple[str, ...]
+    attempt: int = 0
     task_id: str | None = None
 
     def __post_init__(self) -> None:

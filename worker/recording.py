@@ -217,6 +217,17 @@ class TraceRecorder:
             "streamed": times.streamed,
         }
 
+    def makespan_ms(self) -> float:
+        """When the last sink's result was stored (ms); a duplicated sink counts its first run,
+        a sink never run counts as nothing."""
+        executions = self._executions()
+        ends = [
+            min(max(t.exec_done_ms, t.upload_end_ms, t.dc_end_ms) for t in executions[sink])
+            for sink in self.schedule.dag.sinks
+            if sink in executions
+        ]
+        return max(ends, default=0.0)
+
     def worker_rows(self) -> list[dict[str, Any]]:
         """One dict per worker invocation, with trace-schema columns."""
         rows = []

@@ -266,9 +266,24 @@ def test_task_exception_on_the_emulator_reaches_the_client(emulator, redis_url):
         run_on(emulator, rt.explode(rt.number(7)), redis_url=redis_url, timeout_s=30)
 
 
-def test_killed_worker_is_detected_by_timeout(emulator, redis_url):
-    """A worker process killed mid-task makes the client fail by timeout, naming the worker
-    (re-invocation is not implemented: see the README)."""
+def test_killed_worker_is_reinvoked_and_the_run_completes(emulator, redis_url):
+    """A worker process killed mid-task is detected by timeout and re-invoked; the run
+    completes with the right result and every output stored once."""
+    workflow = build(rt.add(rt.slow(1, 2.0), rt.number(2)))
+    plan = Plan({t: Placement("w-" + t.split("-")[0], CFG) for t in workflow.dag})
+    killer = threading.Thread(
+        target=lambda: _wait_busy(emulator, "faasdag-1024", payload_has=b'"w-slow"').process.kill()
+    )
+    killer.start()
+    result = run_on(emulator, workflow, plan, redis_url=redis_url, timeout_s=4, settle_timeout_s=2)
+    killer.join()
+    assert result.value == 3
+    assert sorted(result.uploads) == sorted(set(result.uploads))
+    assert sorted(result.tasks["task_id"]) == sorted(workflow.dag)
+
+
+def test_a_run_that_stays_stalled_ends_in_worker_lost(emulator, redis_url):
+    """With no retries left, a killed worker ends the run by timeout, naming the worker."""
     workflow = build(rt.add(rt.slow(1, 2.0), rt.number(2)))
     plan = Plan({t: Placement("w-" + t.split("-")[0], CFG) for t in workflow.dag})
     killer = threading.Thread(
@@ -276,7 +291,15 @@ def test_killed_worker_is_detected_by_timeout(emulator, redis_url):
     )
     killer.start()
     with pytest.raises(WorkerLost, match="w-slow"):
-        run_on(emulator, workflow, plan, redis_url=redis_url, timeout_s=4, settle_timeout_s=0.2)
+        run_on(
+            emulator,
+            workflow,
+            plan,
+            redis_url=redis_url,
+            timeout_s=4,
+            settle_timeout_s=0.2,
+            retries=0,
+        )
     killer.join()
 
 

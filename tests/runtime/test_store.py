@@ -30,7 +30,7 @@ def test_keys_are_namespaced_by_run_and_cleanup_deletes_them(store, redis_url):
     """Every key of a run is under faasdag:<run_id>: and cleanup removes all of them only."""
     other = RedisStore(store.client, store.run_id + "x")
     store.put("out:a", 1)
-    store.incr("deps:b")
+    store.count_member("deps:b", "a")
     other.put("out:a", 2)
     names = {k.decode() for k in store.client.keys(f"faasdag:{store.run_id}:*")}
     assert names == {store.key("_run"), store.key("out:a"), store.key("deps:b")}
@@ -40,20 +40,27 @@ def test_keys_are_namespaced_by_run_and_cleanup_deletes_them(store, redis_url):
 
 
 def test_counter_and_set_if_absent_are_atomic(store):
-    """Concurrent INCRs count every call once; exactly one SET NX wins."""
+    """Concurrent counts of distinct producers count each once; exactly one SET NX wins."""
     wins, counts = [], []
 
-    def hit():
-        counts.append(store.incr("deps:c"))
+    def hit(i):
+        counts.append(store.count_member("deps:c", f"p{i}"))
         wins.append(store.set_if_absent("started:w"))
 
-    threads = [threading.Thread(target=hit) for _ in range(20)]
+    threads = [threading.Thread(target=hit, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert sorted(counts) == list(range(1, 21))
     assert wins.count(True) == 1
+
+
+def test_counting_a_producer_twice_counts_it_once(store):
+    """A retried producer counting its edge again leaves the count unchanged."""
+    assert store.count_member("deps:c", "a") == 1
+    assert store.count_member("deps:c", "b") == 2
+    assert store.count_member("deps:c", "a") == 2
 
 
 def test_serialised_size_matches_stored_bytes(store):

@@ -7,6 +7,7 @@ from worker import (
     Download,
     Execute,
     Exists,
+    Get,
     Incr,
     Invocation,
     Invoke,
@@ -100,7 +101,7 @@ def test_fan_in_not_last_stops_after_counting():
     logic = run_worker(s, Invocation("flex-a", CFG, ("a",)))
     next(logic)
     assert logic.send(TaskOutput(1, 8)) == Upload(key="out:a", value=1, nbytes=8, task_id="a")
-    assert logic.send(None) == Incr(counter="deps:c", task_id="a")
+    assert logic.send(None) == Incr(counter="deps:c", member="a", task_id="a")
     with pytest.raises(StopIteration):
         logic.send(1)
 
@@ -112,7 +113,8 @@ def test_fan_in_last_continues_with_the_consumer():
     next(logic)
     logic.send(TaskOutput(1, 8))
     logic.send(None)
-    assert logic.send(2) == Download(key="out:b", task_id="c")
+    assert logic.send(2) == SetIfAbsent(key="started:flex-c", task_id="a")
+    assert logic.send(True) == Download(key="out:b", task_id="c")
     effect = logic.send(2)
     assert effect == Execute(task_id="c") and effect.inputs == {"a": 1, "b": 2}
 
@@ -137,7 +139,8 @@ def test_flexible_fan_out_keeps_one_child_and_invokes_the_rest():
     logic = run_worker(s, Invocation("flex-a", CFG, ("a",)))
     next(logic)
     assert logic.send(TaskOutput(0, 3)) == Upload(key="out:a", value=0, nbytes=3, task_id="a")
-    assert logic.send(None) == Invoke(
+    assert logic.send(None) == SetIfAbsent(key="started:flex-c", task_id="a")
+    assert logic.send(True) == Invoke(
         worker_id="flex-c", config=CFG, start_tasks=("c",), task_id="a"
     )
     effect = logic.send(None)
@@ -153,14 +156,16 @@ def test_none_result_is_uploaded_as_a_value():
 
 
 def test_client_starts_initial_workers_and_waits_for_sinks():
-    """The client claims fixed workers, invokes them and the flexible sources, then waits."""
+    """The client claims and invokes the fixed workers and flexible sources, then waits."""
     s = schedule(
         [Task("a", "f"), Task("b", "f"), Task("c", "g", ("a", "b"))],
         {"a": "w", "b": None, "c": "w"},
     )
     logic = run_client(s)
-    assert next(logic) == SetIfAbsent(key="started:w")
-    assert logic.send(True) == Parallel(
+    assert next(logic) == Parallel(
+        (SetIfAbsent(key="started:w"), SetIfAbsent(key="started:flex-b"))
+    )
+    assert logic.send([True, True]) == Parallel(
         (
             Invoke(worker_id="w", config=CFG, start_tasks=("a",)),
             Invoke(worker_id="flex-b", config=CFG, start_tasks=("b",)),
@@ -172,3 +177,34 @@ def test_client_starts_initial_workers_and_waits_for_sinks():
     with pytest.raises(StopIteration) as stop:
         logic.send("C")
     assert stop.value.value == {"c": "C"}
+
+
+def test_a_retry_reads_back_a_stored_output_instead_of_running_it():
+    """A retried worker downloads an output its lost attempt stored, never re-executing it."""
+    s = schedule([Task("a", "f"), Task("b", "g", ("a",))], {"a": "w", "b": "w"})
+    logic = run_worker(s, Invocation("w", CFG, ("a",), attempt=1))
+    assert next(logic) == Exists(key="out:a", task_id="a")
+    assert logic.send(False) == Execute(task_id="a")
+    assert logic.send(TaskOutput(1, 8)) == Exists(key="out:b", task_id="b")
+    assert logic.send(True) == Download(key="out:b", task_id="b")
+    assert logic.send(2) == Publish(channel="done:b", task_id="b")  # stored: no second upload
+    with pytest.raises(StopIteration):
+        logic.send(None)
+
+
+def test_a_retry_resumes_the_fan_in_it_had_claimed():
+    """A retry that finds its own 'take' claim on a fan-in runs it; another's claim it leaves."""
+    s = schedule(FAN_IN, {"a": None, "b": None, "c": None})
+    for owner, resumes in ((("flex-a", "take"), True), (("flex-b", "take"), False)):
+        logic = run_worker(s, Invocation("flex-a", CFG, ("a",), attempt=1))
+        next(logic)  # Exists(out:a)
+        logic.send(False)
+        logic.send(TaskOutput(1, 8))
+        logic.send(None)
+        assert logic.send(2) == SetIfAbsent(key="started:flex-c", task_id="a")
+        assert logic.send(False) == Get(key="started:flex-c", task_id="a")
+        if resumes:
+            assert logic.send(owner) == Exists(key="out:c", task_id="c")
+        else:
+            with pytest.raises(StopIteration):
+                logic.send(owner)

