@@ -319,17 +319,13 @@ def _upload(driver: RedisDriver, worker_id: str, effect: Upload) -> tuple[Any, i
 
 
 def _stream_upload(driver: RedisDriver, worker_id: str, effect: StreamUpload) -> tuple[Any, int]:
-    # The whole value at once, announced on its stream channel (chunking: not yet).
-    return None, driver.store.put_and_publish(effect.key, effect.value, f"stream:{effect.key}")
+    return None, driver.store.stream_put(effect.key, effect.value, effect.chunk_bytes)
 
 
 def _stream_download(
     driver: RedisDriver, worker_id: str, effect: StreamDownload
 ) -> tuple[Any, int]:
-    subscription = driver.subscription()
-    subscription.subscribe(f"stream:{effect.key}")
-    subscription.wait(f"stream:{effect.key}", timeout_s=driver.wait_timeout_s)
-    return _download(driver, worker_id, Download(key=effect.key, task_id=effect.task_id))
+    return driver.store.stream_get(effect.key, timeout_s=driver.wait_timeout_s)
 
 
 def _get(driver: RedisDriver, worker_id: str, effect: Get) -> tuple[Any, int]:

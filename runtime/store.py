@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "faasdag"
 _HEADER = b"\x01"  # format version of a stored value; also what makes None non-empty
+_STREAM_REF = b"\x02"  # a value stored as a stream: this byte, then the stream's key
 _COUNTS = struct.Struct("<II")
 _LENGTH = struct.Struct("<Q")
 FAILURE_CHANNEL = "_failure"
@@ -203,7 +204,69 @@ class RedisStore:
         blob = self.client.get(self.key(name))
         if blob is None:
             raise KeyError(f"run {self.run_id!r} has nothing stored at {name!r}")
+        if blob[:1] == _STREAM_REF:  # a streamed output: assemble its chunks
+            entries = self.client.xrange(blob[1:])
+            blob = b"".join(fields[b"d"] for _id, fields in entries if b"d" in fields)
         return loads(blob, name), len(blob)
+
+    # -- streams (output streaming) ------------------------------------------------------
+
+    def stream_put(self, name: str, value: Any, chunk_bytes: int, *, batch: int = 4) -> int:
+        """Write `value` as a Redis stream of chunks (a few XADDs per round trip), then store a
+        reference at `name` so plain readers find it; returns the stored bytes.
+
+        A reader already waiting in `stream_get` reads each chunk as soon as it is added.
+        """
+        blob = dumps(value)
+        stream = self.key(f"stream:{name}")
+        chunks = [blob[i : i + chunk_bytes] for i in range(0, len(blob), chunk_bytes)] or [b""]
+        for start in range(0, len(chunks), batch):
+            pipe = self.client.pipeline(transaction=False)
+            for chunk in chunks[start : start + batch]:
+                pipe.xadd(stream, {"d": chunk})
+            pipe.execute()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(stream, {"end": b"1"})
+        pipe.set(self.key(name), _STREAM_REF + stream.encode())
+        pipe.execute()
+        return len(blob)
+
+    def stream_get(self, name: str, *, timeout_s: float, block_ms: int = 200) -> tuple[Any, int]:
+        """Read the stream of `name` chunk by chunk as it is written; returns (value, bytes).
+
+        Raises
+        ------
+        RunFailed
+            If a worker recorded a failure of the run meanwhile.
+        StoreLost
+            If the run's keys vanished.
+        TimeoutError
+            If no chunk arrives for `timeout_s` seconds.
+        """
+        stream = self.key(f"stream:{name}")
+        parts: list[bytes] = []
+        last_id = b"0-0"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            reply = self.client.xread({stream: last_id}, block=block_ms, count=64)
+            for _key, entries in reply or ():
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    if b"end" in fields:
+                        blob = b"".join(parts)
+                        return loads(blob, name), len(blob)
+                    parts.append(fields[b"d"])
+                deadline = time.monotonic() + timeout_s
+            if not reply:
+                _sent, alive, failure = self.check([])
+                if failure is not None:
+                    raise RunFailed(loads(failure, "_failure"))
+                if not alive:
+                    raise StoreLost(f"run {self.run_id!r}: keys vanished while reading {name!r}")
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"run {self.run_id!r}: no chunk of {name!r} for {timeout_s} s"
+                    )
 
     def put_blob(self, name: str, blob: bytes) -> None:
         self.client.set(self.key(name), blob)

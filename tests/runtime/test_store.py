@@ -137,3 +137,22 @@ def test_commands_retry_across_a_restart_and_lost_keys_are_detected(own_redis):
     with pytest.raises(StoreLost, match="r1"):
         sub.wait("done:x", timeout_s=5)
     sub.close()
+
+
+def test_stream_reader_started_first_gets_the_whole_value(store):
+    """A reader waiting on a stream assembles the chunks written after it began reading."""
+    value = list(range(50_000))
+    got = []
+    reader = threading.Thread(target=lambda: got.append(store.stream_get("out:s", timeout_s=10)))
+    reader.start()
+    nbytes = store.stream_put("out:s", value, chunk_bytes=4096)
+    reader.join(10)
+    assert got and got[0] == (value, nbytes)
+    assert store.get("out:s") == (value, nbytes)  # a plain read assembles the stream too
+
+
+def test_streamed_none_is_a_value(store):
+    """None written as a stream reads back as None, never as missing."""
+    store.stream_put("out:n", None, chunk_bytes=8)
+    assert store.stream_get("out:n", timeout_s=5)[0] is None
+    assert store.get("out:n")[0] is None
