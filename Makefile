@@ -16,8 +16,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,dev]'
 	touch $(VENV)/.installed $@
 
+# The quickstart: every planner on three example workflows, 5 seeds (experiments/quickstart.toml);
+# prints the comparison table, writes results/quickstart (tables, summary.md, index.html, plots).
 run: $(VENV)/.installed
-	$(BIN)/faasdag quickstart
+	$(BIN)/faasdag run experiments/quickstart.toml --out results/quickstart --jobs 2
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

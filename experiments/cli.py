@@ -14,13 +14,6 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
 
 
-def _cmd_quickstart(args: argparse.Namespace) -> int:
-    from experiments.quickstart import run_quickstart
-
-    print(run_quickstart())
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faasdag",
@@ -28,8 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    quick = commands.add_parser("quickstart", help="summarise the example workflows")
-    quick.set_defaults(handler=_cmd_quickstart)
+    from experiments.commands import add_commands, configure_quickstart
+
+    quick = commands.add_parser(
+        "quickstart", help="compare every planner on three example workflows (make run)"
+    )
+    configure_quickstart(quick)
+    add_commands(commands)
+    from experiments.fidelity import register as register_fidelity
+
+    register_fidelity(commands)
 
     dag_cmd = commands.add_parser("dag", help="inspect workflows")
     dag_sub = dag_cmd.add_subparsers(dest="dag_command", required=True, metavar="DAG_COMMAND")
@@ -39,7 +40,102 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("workflow", metavar="FILE_OR_WORKFLOW")
     show.set_defaults(handler=_cmd_dag_show)
+    _add_runtime_commands(commands)
     return parser
+
+
+def _add_runtime_commands(commands: argparse._SubParsersAction) -> None:
+    emu = commands.add_parser(
+        "lambda-local", help="serve a local AWS Lambda emulator (Invoke + Runtime APIs)"
+    )
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.add_argument("--port", type=int, default=9001)
+    emu.add_argument(
+        "--memory", type=int, action="append", metavar="MB",
+        help="memory size of a function <prefix>-<MB> (repeatable; default 1024 and 1769)",
+    )  # fmt: skip
+    emu.add_argument("--prefix", default="faasdag")
+    emu.add_argument("--max-concurrency", type=int, default=32)
+    emu.add_argument("--keep-alive-s", type=float, default=300.0)
+    emu.add_argument("--timeout-s", type=float, default=900.0, help="function timeout")
+    emu.add_argument("--log-dir", default=None, help="worker stdout/stderr, one file each")
+    emu.add_argument("--runtime-client", choices=["awslambdaric", "builtin"], default=None)
+    emu.set_defaults(handler=_cmd_lambda_local)
+
+    execute = commands.add_parser(
+        "execute", help="run an example workflow for real (Redis + local threads or Lambda)"
+    )
+    execute.add_argument("workflow", metavar="WORKFLOW", help="example spec, e.g. gemm:n=256")
+    execute.add_argument("--backend", choices=["local", "lambda"], default="local")
+    execute.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    execute.add_argument("--endpoint-url", default=None, help="Lambda API (the emulator)")
+    execute.add_argument("--region", default="us-east-1")
+    execute.add_argument("--prefix", default="faasdag")
+    execute.add_argument("--memory", type=int, default=1769, help="MB of every worker")
+    execute.add_argument("--timeout-s", type=float, default=600.0)
+    execute.add_argument("--out", required=True, help="folder for the trace tables")
+    execute.add_argument("--overwrite", action="store_true")
+    execute.set_defaults(handler=_cmd_execute)
+
+
+def _cmd_lambda_local(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from runtime.lambda_local import LambdaEmulator
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        emulator = LambdaEmulator(
+            args.host,
+            args.port,
+            max_concurrency=args.max_concurrency,
+            keep_alive_s=args.keep_alive_s,
+            runtime_client=args.runtime_client,
+            log_dir=args.log_dir,
+        )
+    except (OSError, ValueError) as err:
+        raise UsageError(f"lambda-local: {err}") from None
+    for memory_mb in args.memory or [1024, 1769]:
+        emulator.add_function(f"{args.prefix}-{memory_mb}", memory_mb, timeout_s=args.timeout_s)
+        print(f"function {args.prefix}-{memory_mb} ({memory_mb} MB)")
+    print(f"Lambda API on {emulator.endpoint_url} (Ctrl-C stops)", flush=True)
+    emulator.serve_forever()
+    return 0
+
+
+def _cmd_execute(args: argparse.Namespace) -> int:
+    from dag.examples import build_example
+    from dag.resources import ResourceConfig
+    from runtime.client import run
+
+    try:
+        example = build_example(args.workflow)
+        config = ResourceConfig(args.memory)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    options = {}
+    if args.backend == "lambda":
+        options = {"endpoint_url": args.endpoint_url, "region_name": args.region,
+                   "prefix": args.prefix}  # fmt: skip
+    result = run(
+        example,
+        config=config,
+        backend=args.backend,
+        redis_url=args.redis_url,
+        timeout_s=args.timeout_s,
+        **options,
+    )
+    example.check(result.results)
+    path = result.traces().write(args.out, overwrite=args.overwrite)
+    print(f"run {result.run_id}: {len(result.tasks)} tasks, makespan {result.makespan_ms:.1f} ms")
+    print(f"traces written to {path}")
+    return 0
 
 
 def _cmd_dag_show(args: argparse.Namespace) -> int:

@@ -1,35 +1,30 @@
-"""`faasdag quickstart`: a first look at the example workflows, one summary block each."""
+"""The quickstart experiment: every planner on three example workflows (`quickstart.toml`).
+
+`make run` runs it through ``faasdag quickstart`` (same as ``faasdag run
+experiments/quickstart.toml --out results/quickstart``), prints the comparison table and writes
+the plots.
+"""
 
 from __future__ import annotations
 
-from experiments.cli import UsageError
+from pathlib import Path
+
+from experiments.config import Experiment, load_config
+
+#: The bundled experiment config.
+QUICKSTART_CONFIG = Path(__file__).with_name("quickstart.toml")
 
 
-def quickstart_text() -> str:
-    """One block per example workflow (default parameters): its spec, then ``key: value`` lines.
-
-    Raises
-    ------
-    UsageError
-        If the example workflows are unavailable or one of them fails to build.
-    """
-    try:
-        from dag.examples import EXAMPLES, build_example
-    except ImportError as error:
-        raise UsageError(f"example workflows are unavailable: {error}") from None
-    blocks = []
-    for name in EXAMPLES:
-        try:
-            example = build_example(name)
-        except ValueError as error:
-            raise UsageError(f"example workflow {name!r}: {error}") from None
-        title = getattr(example, "spec", None) or name
-        lines = [f"== {title}"]
-        lines += [f"{key}: {value}" for key, value in example.summary().items()]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+def quickstart_experiment() -> Experiment:
+    """The validated quickstart experiment."""
+    return load_config(QUICKSTART_CONFIG)
 
 
-def run_quickstart() -> str:
-    """The quickstart text (see `quickstart_text`); the CLI prints it."""
-    return quickstart_text()
+def run_quickstart(out: str | Path = "results/quickstart", *, jobs: int = 1) -> str:
+    """Run (or resume) the quickstart into `out`, write its report; return the table text."""
+    from experiments.results import load_results, write_report
+    from experiments.sweep import run_experiment
+
+    experiment = quickstart_experiment()
+    run_experiment(experiment, out, jobs=jobs)
+    return write_report(load_results(out), out)

@@ -30,6 +30,7 @@ import pandas as pd
 from dag.graph import DAG
 from dag.plan import Optimization, Placement, Plan
 from dag.resources import ResourceConfig
+from sim.estimates import PlatformEstimates
 from sim.platform import Platform
 from sim.simulate import SimResult, simulate
 from traces.profiles import FixedProfiles, TaskProfiles, make_profiles
@@ -179,13 +180,15 @@ class PredictedTimeline:
     seed: int | None
     n_simulations: int = 1
     planner_estimate_ms: float | None = None
+    estimates: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_result(
         cls, result: SimResult, platform: Platform, seed: int | None, **extra: Any
     ) -> PredictedTimeline:
         """The timeline of one `SimResult`."""
-        tasks = result.tasks.set_index("task_id")[list(TIMELINE_COLUMNS)].copy()
+        originals = result.tasks[~result.tasks["duplicated"]]  # a task-dup copy is extra work
+        tasks = originals.set_index("task_id")[list(TIMELINE_COLUMNS)].copy()
         tasks["critical"] = tasks.index.isin(result.critical_path)
         return cls(
             tasks=tasks,
@@ -232,8 +235,11 @@ def evaluate(
 ) -> PredictedTimeline:
     """What-if: simulate `plan` on `profiles` and return its `PredictedTimeline`."""
     platform = as_platform(platform)
-    result = simulate(dag, plan, profiles, platform, seed)
-    return PredictedTimeline.from_result(result, platform, seed, **extra)
+    # The workers' run-time decisions (task-dup, clustering) use these same predictions, in
+    # this simulation and wherever the plan later runs.
+    estimates = PlatformEstimates(profiles, platform)
+    result = simulate(dag, plan, profiles, platform, seed, estimates=estimates)
+    return PredictedTimeline.from_result(result, platform, seed, estimates=estimates, **extra)
 
 
 def as_platform(platform: Platform | str) -> Platform:

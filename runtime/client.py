@@ -206,6 +206,8 @@ def run(
     """
     dag, task_call, workflow = _resolve_target(target, call)
     plan = _resolve_plan(dag, plan, planner, predictor, config)
+    if estimates is None:  # decide at run time with the predictions the planner used
+        estimates = getattr(plan.predicted, "estimates", None)
     schedule = Schedule.build(dag, plan, estimates)
     the_backend = _resolve_backend(backend, backend_options)
     run_id = run_id or uuid.uuid4().hex[:16]

@@ -397,7 +397,7 @@ def _wait_any(driver: SimDriver, worker_id: str, effect: WaitAny):
     events = [driver._channel(channel) for channel in effect.channels]
     if not any(event.triggered for event in events):
         yield driver.env.any_of(events)
-    return next(c for c, e in zip(effect.channels, events, strict=True) if e.triggered), 0
+    return tuple(c for c, e in zip(effect.channels, events, strict=True) if e.triggered), 0
 
 
 def _chunk_sizes(nbytes: int, chunk_bytes: int) -> list[int]:

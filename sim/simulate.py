@@ -122,8 +122,9 @@ def simulate(
     seed : int or None
         Seeds the run's numpy Generator: same inputs and seed, identical results.
     estimates : Estimates, optional
-        What the workers predict at run time (task-dup, clustering); by default the run's own
-        profiles with the platform's transfer model (a perfect predictor).
+        What the workers predict at run time (task-dup, clustering); by default those the
+        planner predicted with (``plan.predicted.estimates``), else the run's own profiles with
+        the platform's transfer model (a perfect predictor).
     run_id, workflow : str, optional
         Labels for the trace rows (default: derived from the DAG, planner and seed).
 
@@ -135,7 +136,9 @@ def simulate(
     if not isinstance(platform, Platform):
         platform = Platform.preset(platform)
     if estimates is None:
-        estimates = PlatformEstimates(profiles, platform)
+        estimates = getattr(plan.predicted, "estimates", None) or PlatformEstimates(
+            profiles, platform
+        )
     schedule = Schedule.build(dag, plan, estimates)
     driver: SimDriver = run_simulation(schedule, profiles, platform, seed)
     labels = {

@@ -144,6 +144,8 @@ def fetch_inputs(
             arrived = yield WaitAny(
                 channels=tuple(done_channel(d) for d in missing), task_id=task_id
             )
+            if not isinstance(arrived, tuple):
+                raise PlanViolation(f"driver returned {arrived!r} for WaitAny, not a tuple")
             now_ready = [d for d in missing if done_channel(d) in arrived]
             missing = [d for d in missing if d not in now_ready]
             values = yield from _all(

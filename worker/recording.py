@@ -185,6 +185,9 @@ class TraceRecorder:
                             ),
                         )
                 rows.append(self._row(task_id, times, ready_ms, deps, output_bytes))
+                # An input read is never earlier than its availability; in a real run the
+                # producer may record its upload's end after a fast reader already started.
+                rows[-1]["ready_ms"] = min(ready_ms, rows[-1]["start_ms"])
         return rows
 
     def _row(self, task_id, times, ready_ms, deps, output_bytes) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`faasdag dag show` and `faasdag quickstart`: summaries on good input, exit 2 on bad input."""
+"""`faasdag dag show`: summaries on good input, exit 2 on bad input."""
 
 import json
 
@@ -97,16 +97,3 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case):
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("faasdag: error: ")
     assert expected in err
-
-
-def test_quickstart_prints_a_block_per_example(capsys):
-    """`faasdag quickstart` prints one summary block per example workflow."""
-    examples = pytest.importorskip("dag.examples")
-    assert main(["quickstart"]) == 0
-    out = capsys.readouterr().out
-    blocks = out.strip().split("\n\n")
-    assert len(blocks) == len(examples.EXAMPLES)
-    for block, name in zip(blocks, examples.EXAMPLES, strict=True):
-        title, *lines = block.splitlines()
-        assert title.startswith(f"== {name}")
-        assert lines[0].startswith("tasks: ")

@@ -13,6 +13,7 @@ from botocore.config import Config
 from dag import Placement, Plan, ResourceConfig
 from dag.examples import EXAMPLES, build_example
 from dag.lang import build
+from planners import PLANNERS, ProfilesPredictor, get_planner
 from runtime.client import run
 from runtime.errors import RemoteTaskError, WorkerLost
 from runtime.inprocess import run_in_process
@@ -323,3 +324,15 @@ def test_deployer_packages_creates_updates_and_the_functions_run(redis_url, tmp_
     actions = policy["execution_role"]["Statement"][0]
     assert actions["Action"] == ["lambda:InvokeFunction"]
     assert actions["Resource"].endswith(":function:faasdag-*")
+
+
+@pytest.mark.parametrize("planner", sorted(PLANNERS))
+def test_every_planner_runs_on_the_emulator(planner, emulator, redis_url):
+    """Each planner's plan for a fan-in/fan-out workflow runs on the emulator's Lambdas."""
+    example = build_example("text_analysis")
+    plan = get_planner(planner).plan(
+        example.dag, ProfilesPredictor.from_profiled(example), "aws-lambda", [CFG, BIG]
+    )
+    result = run_on(emulator, example, plan, redis_url=redis_url)
+    example.check(result.results)
+    assert set(result.workers["memory_mb"]) <= {CFG.memory_mb, BIG.memory_mb}

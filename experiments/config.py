@@ -1,0 +1,561 @@
+"""Experiment configs: a TOML file naming workflows, planners, platforms, profiles and seeds.
+
+Every key is checked before anything runs; a bad one raises `ConfigError` (a `UsageError`) with
+one line naming the file, the key and the allowed values. Any sweepable key may be a list: the
+experiment is the product of all of them, one *cell* per combination and seed.
+
+    name = "quickstart"
+    workflows = ["gemm:n=256,blocks=4", "tree_reduction", "image_pipeline"]
+    planners = "all"                 # every registered planner, or a list of planner specs
+    seeds = 5                        # 5 seeds (0..4), or an explicit list [1, 7, 42]
+    profiles = "model"               # model | replay | predict | sample
+    configs = [1024, 2048, 4096]     # candidate resource configs (MB, or "MB/cpus")
+
+    [platform]
+    preset = "aws-lambda"            # a preset name or a platform .toml file
+    keep_alive_ms = [0, 600000]      # any Platform field overrides the preset; a list sweeps
+
+    [outputs]
+    plots = true
+    formats = ["png", "svg"]
+
+Profile modes: ``model`` runs on the workflow's own modelled runtimes and sizes (examples,
+generated DAGs, WfFormat runtimes) and plans with them; ``replay``, ``predict`` and ``sample``
+need ``traces`` (a trace folder) and plan with a predictor (``predictor = "baseline"`` or
+``"learned"``) fitted on them, while the run replays recorded values, uses the predictor's
+estimates, or samples them per seed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from experiments.cli import UsageError
+
+PROFILE_MODES = ("model", "replay", "predict", "sample")
+PREDICTORS = ("baseline", "learned")
+PLOT_FORMATS = ("png", "svg")
+
+#: Top-level keys: key -> (what it holds, whether a list sweeps it).
+KEYS: Mapping[str, str] = {
+    "name": "a string naming the experiment",
+    "description": "a string",
+    "workflows": "a workflow spec or a list of them (example, layered:n=..., WfFormat .json)",
+    "planners": '"all", a planner spec or a list of planner specs',
+    "platform": "a preset name / .toml path, a list of them, or a table",
+    "configs": "a list of resource configs (MB ints or 'MB/cpus'), or a list of such lists",
+    "profiles": f"one of {', '.join(PROFILE_MODES)} or a list of them",
+    "traces": "a trace folder (Parquet TraceSet) path",
+    "predictor": f"one of {', '.join(PREDICTORS)} or a list of them",
+    "seeds": "a replication count (int >= 1) or a list of int seeds",
+    "plan_seed": "an int: seed of the planners' own simulations",
+    "outputs": "a table with plots, formats, gantt_seed",
+}
+OUTPUT_KEYS: Mapping[str, str] = {
+    "plots": "true or false",
+    "formats": f"a list drawn from {', '.join(PLOT_FORMATS)}",
+    "gantt_seed": "an int: the seed whose run each Gantt chart shows (default: the first)",
+}
+
+
+class ConfigError(UsageError):
+    """An experiment config is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of an experiment: a workflow, a planner, a platform and a seed (plus profiles).
+
+    All fields are plain values, so a cell pickles to any process or Dask worker and its
+    `key` (JSON) names it stably: `cell_id` is a hash of the key.
+    """
+
+    workflow: str
+    planner: str
+    platform: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+    configs: tuple[str, ...] | None = None
+    profiles: str = "model"
+    traces: str | None = None
+    predictor: str = "baseline"
+    seed: int = 0
+    plan_seed: int = 0
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """The cell as a JSON-ready dict."""
+        data = asdict(self)
+        data["overrides"] = {k: _jsonable(v) for k, v in self.overrides}
+        data["configs"] = None if self.configs is None else list(self.configs)
+        return data
+
+    @property
+    def cell_id(self) -> str:
+        """Stable id: a hash of `key` (same cell, same id, in any process)."""
+        text = json.dumps(self.key, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    @property
+    def platform_label(self) -> str:
+        """Preset plus overrides, e.g. ``aws-lambda`` or ``aws-lambda keep_alive_ms=0``."""
+        extra = " ".join(f"{k}={_jsonable(v)}" for k, v in self.overrides)
+        return f"{self.platform} {extra}".strip()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment: its sweep values and output options.
+
+    Attributes
+    ----------
+    name : str
+    workflows, planners, platforms, profiles, predictors : tuple of str
+        Sweep values (workflow specs, planner specs, platform presets, profile modes).
+    overrides : tuple of tuples
+        One tuple of (platform field, value) pairs per override combination.
+    configs : tuple
+        One entry per candidate-config set (a tuple of config strings, or None for defaults).
+    seeds : tuple of int
+    traces : str or None
+    plan_seed : int
+    plots : bool
+    formats : tuple of str
+    gantt_seed : int or None
+    source : str
+        Where the config came from (file path or ``<dict>``).
+    """
+
+    name: str
+    workflows: tuple[str, ...]
+    planners: tuple[str, ...]
+    platforms: tuple[str, ...] = ("aws-lambda",)
+    overrides: tuple[tuple[tuple[str, Any], ...], ...] = ((),)
+    configs: tuple[tuple[str, ...] | None, ...] = (None,)
+    profiles: tuple[str, ...] = ("model",)
+    predictors: tuple[str, ...] = ("baseline",)
+    seeds: tuple[int, ...] = (0,)
+    traces: str | None = None
+    plan_seed: int = 0
+    description: str = ""
+    plots: bool = True
+    formats: tuple[str, ...] = PLOT_FORMATS
+    gantt_seed: int | None = None
+    source: str = "<dict>"
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def cells(self) -> list[Cell]:
+        """Every cell of the sweep, in a stable order (workflow, planner, platform, ..., seed)."""
+        out = []
+        for wf, pl, preset, ov, cf, prof, pred, seed in itertools.product(
+            self.workflows,
+            self.planners,
+            self.platforms,
+            self.overrides,
+            self.configs,
+            self.profiles,
+            self.predictors if any(p != "model" for p in self.profiles) else ("baseline",),
+            self.seeds,
+        ):
+            out.append(
+                Cell(
+                    workflow=wf,
+                    planner=pl,
+                    platform=preset,
+                    overrides=ov,
+                    configs=cf,
+                    profiles=prof,
+                    traces=self.traces if prof != "model" else None,
+                    predictor=pred if prof != "model" else "baseline",
+                    seed=seed,
+                    plan_seed=self.plan_seed,
+                )
+            )
+        seen: dict[str, Cell] = {}
+        for cell in out:
+            seen.setdefault(cell.cell_id, cell)
+        return list(seen.values())
+
+    @property
+    def gantt(self) -> int:
+        """Seed of the run each Gantt chart shows."""
+        return self.seeds[0] if self.gantt_seed is None else self.gantt_seed
+
+    def to_json(self) -> str:
+        """The experiment as JSON (written next to its results)."""
+        data = {k: v for k, v in asdict(self).items() if k != "raw"}
+        return json.dumps(data, indent=1, default=_jsonable)
+
+    @classmethod
+    def from_json(cls, text: str) -> Experiment:
+        """Inverse of `to_json`."""
+        data = json.loads(text)
+        data["overrides"] = tuple(tuple(tuple(p) for p in combo) for combo in data["overrides"])
+        data["configs"] = tuple(None if c is None else tuple(c) for c in data["configs"])
+        for key in ("workflows", "planners", "platforms", "profiles", "predictors", "seeds"):
+            data[key] = tuple(data[key])
+        data["formats"] = tuple(data["formats"])
+        return cls(**data)
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> Experiment:
+    """Read and validate an experiment TOML file.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or not TOML, or a key is unknown, of the wrong type or names
+        something that does not exist (planner, workflow file, preset, trace folder); the
+        message names the file and the key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment config {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    return parse_config(data, source=str(path), base=path.parent, default_name=path.stem)
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<dict>",
+    base: Path | None = None,
+    default_name: str = "experiment",
+) -> Experiment:
+    """Validate a parsed config mapping (see the module docstring for the keys).
+
+    Parameters
+    ----------
+    data : mapping
+        As read from TOML.
+    source : str
+        Named in error messages.
+    base : Path, optional
+        Folder that relative file paths are resolved against first (the config's folder).
+
+    Raises
+    ------
+    ConfigError
+        As `load_config`.
+    """
+    check = _Checker(source, base)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: an experiment config must be a table")
+    check.known(data, KEYS, "")
+    if "workflows" not in data:
+        raise ConfigError(f"{source}: missing key 'workflows' ({KEYS['workflows']})")
+    name = check.string(data, "name", default_name)
+    description = check.string(data, "description", "")
+    workflows = tuple(check.workflow(w) for w in check.str_list(data, "workflows"))
+    planners = check.planners(data.get("planners", "all"))
+    platforms, overrides = check.platform(data.get("platform", "aws-lambda"))
+    configs = check.configs(data.get("configs"))
+    profiles = tuple(
+        check.choice(p, "profiles", PROFILE_MODES)
+        for p in check.str_list(data, "profiles", ["model"])
+    )
+    predictors = tuple(
+        check.choice(p, "predictor", PREDICTORS)
+        for p in check.str_list(data, "predictor", ["baseline"])
+    )
+    traces = None
+    if "traces" in data:
+        traces = check.traces(data["traces"])
+    needs = [p for p in profiles if p != "model"]
+    if needs and traces is None:
+        raise ConfigError(
+            f"{source}: key 'profiles' = {needs[0]!r} needs key 'traces' (a trace folder)"
+        )
+    seeds = check.seeds(data.get("seeds", 1))
+    plan_seed = check.integer(data, "plan_seed", 0)
+    outputs = data.get("outputs", {})
+    if not isinstance(outputs, Mapping):
+        raise ConfigError(f"{source}: key 'outputs' must be a table ({KEYS['outputs']})")
+    check.known(outputs, OUTPUT_KEYS, "outputs.")
+    plots = outputs.get("plots", True)
+    if not isinstance(plots, bool):
+        raise ConfigError(f"{source}: key 'outputs.plots' must be true or false, got {plots!r}")
+    formats = tuple(
+        check.choice(f, "outputs.formats", PLOT_FORMATS)
+        for f in check.str_list(outputs, "formats", list(PLOT_FORMATS), prefix="outputs.")
+    )
+    gantt_seed = check.integer(outputs, "gantt_seed", None, prefix="outputs.")
+    return Experiment(
+        name=name,
+        description=description,
+        workflows=_unique(workflows),
+        planners=_unique(planners),
+        platforms=_unique(platforms),
+        overrides=overrides,
+        configs=configs,
+        profiles=_unique(profiles),
+        predictors=_unique(predictors),
+        seeds=_unique(seeds),
+        traces=traces,
+        plan_seed=plan_seed,
+        plots=plots,
+        formats=_unique(formats),
+        gantt_seed=gantt_seed,
+        source=source,
+        raw=dict(data),
+    )
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+class _Checker:
+    """Per-key checks; every failure is one line naming `source` and the key."""
+
+    def __init__(self, source: str, base: Path | None):
+        self.source = source
+        self.base = base
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: key {key!r} {message}")
+
+    def known(self, data: Mapping[str, Any], allowed: Mapping[str, str], prefix: str) -> None:
+        for key in data:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, list(allowed), n=1)
+                hint = f" (did you mean {prefix}{close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"{self.source}: unknown key {prefix}{key!r}{hint}; "
+                    f"allowed: {', '.join(prefix + k for k in allowed)}"
+                )
+
+    def string(self, data: Mapping[str, Any], key: str, default: str) -> str:
+        value = data.get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be {KEYS[key]}, got {_describe(value)}")
+        return value
+
+    def integer(
+        self, data: Mapping[str, Any], key: str, default: int | None, prefix: str = ""
+    ) -> int | None:
+        value = data.get(key, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise self.fail(prefix + key, f"must be an int, got {_describe(value)}")
+        return value
+
+    def str_list(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        default: list[str] | None = None,
+        prefix: str = "",
+    ) -> list[str]:
+        value = data.get(key, default)
+        items = value if isinstance(value, list) else [value]
+        allowed = (KEYS if not prefix else OUTPUT_KEYS)[key]
+        if not items:
+            raise self.fail(prefix + key, f"is an empty list; expected {allowed}")
+        for item in items:
+            if not isinstance(item, str) or not item.strip():
+                raise self.fail(prefix + key, f"must be {allowed}, got {_describe(item)}")
+        return [item.strip() for item in items]
+
+    def choice(self, value: str, key: str, allowed: Iterable[str]) -> str:
+        allowed = tuple(allowed)
+        if value not in allowed:
+            raise self.fail(key, f"= {value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    def path(self, text: str) -> str:
+        """A relative path resolved against the config's folder when it exists there."""
+        candidate = Path(text)
+        if not candidate.is_absolute() and self.base is not None:
+            there = self.base / candidate
+            if there.exists():
+                return str(there)
+        return text
+
+    def workflow(self, spec: str) -> str:
+        from experiments.workflows import _is_file_spec, load_workflow
+
+        if _is_file_spec(spec):
+            spec = self.path(spec)
+        try:
+            load_workflow(spec)
+        except UsageError as error:
+            raise self.fail("workflows", f"entry {spec!r}: {error}") from None
+        return spec
+
+    def planners(self, value: Any) -> tuple[str, ...]:
+        from planners import PLANNERS, PlannerError, get_planner
+
+        if value == "all":
+            return tuple(PLANNERS)
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise self.fail("planners", f"is an empty list; expected {KEYS['planners']}")
+        specs = []
+        for item in items:
+            if isinstance(item, Mapping):
+                params = dict(item)
+                name = params.pop("name", None)
+                if not isinstance(name, str):
+                    raise self.fail(
+                        "planners",
+                        f"table {dict(item)!r} needs name = one of {', '.join(PLANNERS)}",
+                    )
+                try:
+                    specs.append(get_planner(name, **params).spec)
+                except (PlannerError, TypeError) as error:
+                    raise self.fail("planners", f"entry {name!r}: {error}") from None
+                continue
+            if not isinstance(item, str):
+                raise self.fail("planners", f"must be {KEYS['planners']}, got {_describe(item)}")
+            if item == "all":
+                specs.extend(PLANNERS)
+                continue
+            try:
+                get_planner(item)
+            except PlannerError as error:
+                raise self.fail("planners", f"entry {item!r}: {error}") from None
+            specs.append(item.strip())
+        return tuple(specs)
+
+    def platform(
+        self, value: Any
+    ) -> tuple[tuple[str, ...], tuple[tuple[tuple[str, Any], ...], ...]]:
+        from sim.platform import Platform
+
+        overrides: dict[str, list[Any]] = {}
+        if isinstance(value, Mapping):
+            table = dict(value)
+            presets = table.pop("preset", "aws-lambda")
+            fields = [f for f in Platform.field_names() if f != "name"]
+            for key, item in table.items():
+                if key not in fields:
+                    close = difflib.get_close_matches(key, fields, n=1)
+                    hint = f" (did you mean 'platform.{close[0]}'?)" if close else ""
+                    raise ConfigError(
+                        f"{self.source}: unknown key 'platform.{key}'{hint}; allowed: "
+                        f"platform.preset, {', '.join('platform.' + f for f in fields)}"
+                    )
+                overrides[key] = item if isinstance(item, list) else [item]
+                if not overrides[key]:
+                    raise self.fail(f"platform.{key}", "is an empty list")
+        else:
+            presets = value
+        items = presets if isinstance(presets, list) else [presets]
+        key = "platform.preset" if isinstance(value, Mapping) else "platform"
+        if not items:
+            raise self.fail(key, "is an empty list")
+        names = []
+        for item in items:
+            if not isinstance(item, str):
+                raise self.fail(key, f"must be a preset name or .toml path, got {_describe(item)}")
+            name = self.path(item) if item.endswith(".toml") else item
+            try:
+                Platform.preset(name)
+            except ValueError as error:
+                raise self.fail(key, f"= {item!r}: {error}") from None
+            names.append(name)
+        combos = tuple(
+            tuple(zip(overrides, values, strict=True))
+            for values in itertools.product(*overrides.values())
+        )
+        for preset in names:
+            for combo in combos:
+                try:
+                    Platform.preset(preset).with_overrides(**dict(combo))
+                except (TypeError, ValueError) as error:
+                    bad = combo[0][0] if combo else "platform"
+                    raise self.fail(f"platform.{bad}", f"is invalid: {error}") from None
+        return tuple(names), combos
+
+    def configs(self, value: Any) -> tuple[tuple[str, ...] | None, ...]:
+        from dag.resources import ResourceConfig
+
+        if value is None:
+            return (None,)
+        if not isinstance(value, list) or not value:
+            raise self.fail("configs", f"must be {KEYS['configs']}, got {_describe(value)}")
+        sets = value if all(isinstance(v, list) for v in value) else [value]
+        out = []
+        for items in sets:
+            if not items:
+                raise self.fail("configs", "holds an empty list of configs")
+            parsed = []
+            for item in items:
+                if isinstance(item, bool) or not isinstance(item, int | str):
+                    raise self.fail("configs", f"must be {KEYS['configs']}, got {_describe(item)}")
+                try:
+                    config = ResourceConfig.parse(str(item))
+                except ValueError as error:
+                    raise self.fail("configs", f"entry {item!r}: {error}") from None
+                parsed.append(config)
+            out.append(tuple(_config_text(c) for c in sorted(set(parsed))))
+        return tuple(out)
+
+    def traces(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise self.fail("traces", f"must be {KEYS['traces']}, got {_describe(value)}")
+        path = self.path(value)
+        if not Path(path).is_dir():
+            raise self.fail("traces", f"= {value!r}: no such trace folder")
+        from traces.io import TraceSet
+        from traces.schema import TraceSchemaError
+
+        try:
+            TraceSet.read(path)
+        except (OSError, TraceSchemaError) as error:
+            raise self.fail("traces", f"= {value!r}: {error}") from None
+        return path
+
+    def seeds(self, value: Any) -> tuple[int, ...]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise self.fail("seeds", f"= {value} must be >= 1 ({KEYS['seeds']})")
+            return tuple(range(value))
+        if isinstance(value, list) and value:
+            for item in value:
+                if isinstance(item, bool) or not isinstance(item, int) or item < 0:
+                    raise self.fail(
+                        "seeds", f"must be {KEYS['seeds']}, got entry {_describe(item)}"
+                    )
+            return tuple(value)
+        raise self.fail("seeds", f"must be {KEYS['seeds']}, got {_describe(value)}")
+
+
+def _config_text(config: Any) -> str:
+    from dag.resources import ResourceConfig
+
+    if config == ResourceConfig(config.memory_mb):
+        return str(config.memory_mb)
+    return f"{config.memory_mb}/{config.cpus:g}"
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "table"}
+    return f"{kind.get(type(value), type(value).__name__)} {value!r}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _unique(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(dict.fromkeys(values))

@@ -1,0 +1,726 @@
+"""Fidelity of the simulator against real runs: record, calibrate, validate.
+
+Protocol (`validate_traces`): real runs of (workflow, planner) cells on the local Lambda
+emulator, each in steady state (the cell's plan ran once before to warm the pools, which are
+then topped up; see `record`). Every recorded run is predicted by a simulation that sees only
+*other* runs (leave-one-run-out, split by run id):
+
+- profiles: per task, the median exec ms and output bytes over the other runs of the same DAG
+  (every planner's runs; the emulator does not limit CPU, so exec time does not depend on the
+  memory size);
+- platform: the calibrated preset (``sim/presets/local.toml``) in its warm regime (cold-start
+  draws replaced by the warm start-up, as the measured runs had warm pools); with
+  ``refine=True`` (the default) its invoke latency is re-fitted on the other runs' workers
+  tables (median ``ready_ms - invoked_ms`` of warm workers, minus the warm start);
+- the plan: the cell's planner re-planned with the workflow's modelled profiles on the preset
+  (deterministic, so the same plan that ran).
+
+It reports per run ``|sim - real| / real`` of makespan and of cost (both from the workers'
+billed ms with the same prices), their median and 90th percentile, the Kendall tau between the
+planner rankings by simulated and by real mean makespan per workflow, and a scatter plot of
+simulated against real makespan with the y = x line.
+
+`register` adds the ``calibrate`` and ``validate`` subcommands to the `faasdag` CLI; ``python
+-m experiments.fidelity record`` regenerates the shipped trace sets under ``traces/data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments.cli import UsageError
+
+log = logging.getLogger(__name__)
+
+PRESET = Path(__file__).resolve().parents[1] / "sim" / "presets" / "local.toml"
+#: The default validation config (``faasdag validate default``).
+DEFAULT_CONFIG: dict[str, Any] = {
+    "name": "local-fidelity",
+    "workflows": [
+        "tree_reduction:n=8,length=200000",
+        "gemm:n=384,blocks=3",
+        "image_pipeline:size=512,tiles=3",
+    ],
+    "planners": ["uniform", "wukong", "heft", "cpop", "dask", "non-uniform"],
+    "configs": [1024, 2048],
+    "repetitions": 5,
+    "preset": "local",
+}
+#: Unrecorded runs of a cell's plan before its recorded ones.
+WARMUP_RUNS = 2
+#: Attempts of one real run whose trace rows the schema rejects (see `Bench.run`).
+RUN_ATTEMPTS = 3
+CONFIG_KEYS = {
+    "name": str,
+    "description": str,
+    "workflows": list,
+    "planners": list,
+    "configs": list,
+    "repetitions": int,
+    "preset": str,
+    "traces": str,
+}
+
+
+# -- config ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FidelityConfig:
+    """What a validation runs: workflows x planners, candidate configs, repetitions per cell.
+
+    Attributes
+    ----------
+    workflows : tuple of str
+        Example specs (``gemm:n=384,blocks=3``).
+    planners : tuple of str
+        Planner specs.
+    configs : tuple of int
+        Candidate memory sizes, MB (one emulator function each).
+    repetitions : int
+        Measured real runs per cell.
+    preset : str
+        Platform preset name or TOML path (the calibrated one).
+    traces : str or None
+        Validate recorded traces from this folder instead of running (no emulator needed).
+    """
+
+    name: str = "local-fidelity"
+    workflows: tuple[str, ...] = tuple(DEFAULT_CONFIG["workflows"])
+    planners: tuple[str, ...] = tuple(DEFAULT_CONFIG["planners"])
+    configs: tuple[int, ...] = tuple(DEFAULT_CONFIG["configs"])
+    repetitions: int = 5
+    preset: str = "local"
+    traces: str | None = None
+    description: str = ""
+
+
+def load_config(source: str | dict[str, Any]) -> FidelityConfig:
+    """A `FidelityConfig` from ``"default"``, a TOML file path or a mapping.
+
+    Raises
+    ------
+    UsageError
+        For a missing or malformed file, an unknown key, a bad value, an unknown workflow or
+        planner; one line naming the culprit.
+    """
+    from dag.examples import build_example
+    from planners import get_planner
+
+    label = "default" if isinstance(source, str) and source == "default" else str(source)
+    if isinstance(source, dict):
+        data = dict(source)
+    elif source == "default":
+        data = dict(DEFAULT_CONFIG)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"validate: config {source!r} is not a file (or say 'default')")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise UsageError(f"validate: {source}: not valid TOML: {err}") from None
+    for key, value in data.items():
+        kind = CONFIG_KEYS.get(key)
+        if kind is None:
+            raise UsageError(
+                f"validate: {label}: unknown key {key!r}; known: {', '.join(CONFIG_KEYS)}"
+            )
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UsageError(f"validate: {label}: {key} must be a {kind.__name__}, got {value!r}")
+    for spec in data.get("workflows", ()):
+        try:
+            build_example(spec)
+        except ValueError as err:
+            raise UsageError(f"validate: {label}: workflows: {err}") from None
+    for spec in data.get("planners", ()):
+        try:
+            get_planner(spec)
+        except ValueError as err:
+            raise UsageError(f"validate: {label}: planners: {err}") from None
+    configs = data.get("configs", DEFAULT_CONFIG["configs"])
+    if not configs or not all(isinstance(c, int) and 128 <= c <= 10240 for c in configs):
+        raise UsageError(f"validate: {label}: configs must be MB ints in [128, 10240]")
+    if data.get("repetitions", 5) < 3:
+        raise UsageError(f"validate: {label}: repetitions must be >= 3 (leave-one-out needs 2)")
+    if len(data.get("planners", DEFAULT_CONFIG["planners"])) < 2:
+        raise UsageError(f"validate: {label}: planners needs at least two (for rankings)")
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return FidelityConfig(**fields)
+
+
+# -- recording real runs -----------------------------------------------------------------------
+
+
+def plan_cell(workflow: str, planner: str, configs: Sequence[int], platform: Any) -> tuple:
+    """(example, plan) of one cell: the planner on the workflow's modelled profiles."""
+    from dag.examples import build_example
+    from dag.resources import ResourceConfig
+    from planners import ProfilesPredictor, get_planner
+
+    example = build_example(workflow)
+    predictor = ProfilesPredictor.from_profiled(example)
+    plan = get_planner(planner).plan(
+        example.dag, predictor, platform, [ResourceConfig(m) for m in configs]
+    )
+    return example, plan
+
+
+def warm_regime(platform: Any) -> Any:
+    """`platform` with every start-up warm: what runs on warm pools see."""
+    return platform.with_overrides(
+        cold_start_median_ms=platform.warm_start_ms, cold_start_sigma=0.0, cold_start_min_ms=0.0
+    )
+
+
+class Bench:
+    """The local emulator (one function per memory size) and a Redis, for real runs.
+
+    Parameters
+    ----------
+    configs : iterable of int
+        Memory sizes, MB.
+    redis_url : str, optional
+        Default: a private redis-server started here.
+    """
+
+    def __init__(self, configs: Iterable[int], redis_url: str | None = None):
+        self.configs = tuple(configs)
+        self.redis_url = redis_url
+        self._stack = ExitStack()
+        self.emulator: Any = None
+        self.n_rejected = 0
+
+    def __enter__(self) -> Bench:
+        from runtime.calibrate import LocalRedis
+        from runtime.lambda_local import LambdaEmulator
+
+        if self.redis_url is None:
+            self.redis_url = self._stack.enter_context(LocalRedis()).url
+        self.emulator = self._stack.enter_context(
+            LambdaEmulator(max_concurrency=32, keep_alive_s=600.0)
+        )
+        for memory_mb in self.configs:
+            self.emulator.add_function(f"faasdag-{memory_mb}", memory_mb)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def prewarm(self, memory_mb: int, n: int) -> None:
+        """Top the pool of `memory_mb` up to about `n` idle workers (concurrent warm-up pings)."""
+        from runtime.calibrate import _lambda_client
+        from runtime.lambda_backend import WARMUP_PAYLOAD
+
+        function = self.emulator.functions[f"faasdag-{memory_mb}"]
+        missing = n - len(function.idle)
+        if missing <= 0:
+            return
+        client = _lambda_client(self.emulator.endpoint_url)
+        payload = json.dumps(WARMUP_PAYLOAD).encode()
+        threads = [
+            threading.Thread(
+                target=client.invoke,
+                kwargs={"FunctionName": function.name, "Payload": payload},
+                daemon=True,
+            )
+            for _ in range(n)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+
+    def run(self, example: Any, plan: Any, **labels: Any) -> Any:
+        """One real run of `plan`; returns the RunResult (checked against direct numpy)."""
+        from runtime.client import run
+        from traces.schema import TraceSchemaError
+
+        for attempt in range(RUN_ATTEMPTS):
+            try:
+                result = run(
+                    example,
+                    plan,
+                    backend="lambda",
+                    endpoint_url=self.emulator.endpoint_url,
+                    redis_url=self.redis_url,
+                    timeout_s=300.0,
+                )
+            except TraceSchemaError as err:
+                # Known runtime issue: a task row now and then has end_ms before ready_ms.
+                self.n_rejected += 1
+                log.warning("run rejected (attempt %d): %s", attempt + 1, err)
+                if attempt + 1 == RUN_ATTEMPTS:
+                    raise
+                continue
+            example.check(result.results)
+            return result
+        raise AssertionError("unreachable")
+
+
+def record(
+    config: FidelityConfig,
+    *,
+    redis_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Any:
+    """Run every cell of `config` for real on the local emulator; returns the TraceSet.
+
+    Each cell: plan; `WARMUP_RUNS` warm-up runs (not recorded: they start the processes the
+    plan needs and load the workflow's modules in them); then ``repetitions`` recorded runs. The runs table carries the
+    cell in ``config`` (JSON: workflow, planner, configs, repetition, preset) and the plan's
+    predicted makespan on the warm preset.
+    """
+    from sim.platform import Platform
+    from traces.io import TraceSet
+
+    platform = warm_regime(Platform.preset(config.preset))
+    parts = []
+    with Bench(config.configs, redis_url) as bench:
+        for workflow in config.workflows:
+            for planner in config.planners:
+                example, plan = plan_cell(workflow, planner, config.configs, platform)
+                for _ in range(WARMUP_RUNS):  # processes started and workflow modules loaded
+                    bench.run(example, plan)
+                for rep in range(config.repetitions):
+                    result = bench.run(example, plan)
+                    cell = {
+                        "workflow": workflow,
+                        "planner": planner,
+                        "configs": list(config.configs),
+                        "repetition": rep,
+                        "preset": config.preset,
+                    }
+                    result.runs["config"] = json.dumps(cell, sort_keys=True)
+                    result.runs["planner"] = planner
+                    result.runs["predicted_makespan_ms"] = plan.predicted.makespan_ms
+                    result.tasks["planner"] = planner
+                    parts.append(result.traces())
+                    if progress is not None:
+                        progress(
+                            f"{workflow} {planner} #{rep}: {result.makespan_ms:.1f} ms, "
+                            f"{int(result.runs['n_cold'].iloc[0])} cold"
+                        )
+    return TraceSet.concat(parts)
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+def billed_cost_usd(workers: pd.DataFrame, platform: Any) -> float:
+    """Cost of a run from its workers table: GB-seconds from ready to end plus requests, USD.
+
+    Both sides use ``end_ms - ready_ms`` (the real driver bills that span; the simulator's
+    ``billed_ms`` also counts its modelled start-up), so the comparison is like for like.
+    """
+    if workers.empty:
+        return 0.0
+    busy_ms = np.ceil((workers["end_ms"] - workers["ready_ms"]).clip(lower=0.0))
+    gb_s = float((busy_ms * workers["memory_mb"] / 1024.0).sum()) / 1000.0
+    return gb_s * platform.price_per_gb_s + len(workers) * platform.price_per_request
+
+
+def median_profiles(dag: Any, tasks: pd.DataFrame) -> Any:
+    """Profiles of `dag`: per task, the median exec ms, input and output bytes over `tasks`
+    (rows of other runs; originals only, duplicates dropped).
+
+    Raises
+    ------
+    traces.ProfileError
+        Naming a task with no row.
+    """
+    from traces.profiles import ProfileError, TaskProfiles
+
+    rows = tasks[(tasks["dag_hash"] == dag.dag_hash) & ~tasks["duplicated"]]
+    stats = rows.groupby("task_id")[["exec_ms", "input_bytes", "output_bytes"]].median()
+    missing = [t for t in dag.topological_order() if t not in stats.index]
+    if missing:
+        raise ProfileError(f"task {missing[0]!r} has no recorded row in the training runs")
+    exec_ms = stats["exec_ms"].to_dict()
+    return TaskProfiles(
+        dag,
+        input_bytes={t: int(v) for t, v in stats["input_bytes"].items() if t in dag},
+        output_bytes={t: int(v) for t, v in stats["output_bytes"].items() if t in dag},
+        exec_ms={t: (lambda config, v=float(exec_ms[t]): v) for t in dag},
+    )
+
+
+def refined_platform(
+    platform: Any, tasks: pd.DataFrame, workers: pd.DataFrame, dag: Any = None, plan: Any = None
+) -> Any:
+    """`platform` re-fitted on recorded runs (other runs only): the machine under load.
+
+    Microbenchmarks run on an idle machine; during a run, the workers, Redis and the client
+    share two cores, so every round trip is slower. From the training rows:
+
+    - invoke latency: median ``ready_ms - invoked_ms`` of warm workers, minus the warm start;
+    - store bandwidth: `runtime.calibrate.fit_transfer` on (bytes, ms) of recorded uploads and
+      downloads (harmonic mean of the two bandwidths);
+    - store op and pub/sub latency: scaled by the ratio of the median recorded ``dc_ms``
+      (post-task coordination: counters, markers, publishes) to the median simulated one
+      (one simulation of `plan` on `dag`, when given).
+    """
+    from runtime.calibrate import fit_transfer
+    from sim.simulate import simulate
+
+    overrides: dict[str, float] = {}
+    warm = workers[workers["startup"] == "warm"]
+    if not warm.empty:
+        gap = float((warm["ready_ms"] - warm["invoked_ms"]).median())
+        overrides["invoke_latency_ms"] = max(gap - platform.warm_start_ms, 0.0)
+    up = tasks[(tasks["upload_ms"] > 0) & (tasks["output_bytes"] > 0)]
+    down = tasks[(tasks["download_ms"] > 0) & (tasks["download_bytes"] > 0)]
+    try:
+        _, up_bw = fit_transfer(list(zip(up["output_bytes"], up["upload_ms"], strict=True)))
+        _, down_bw = fit_transfer(
+            list(zip(down["download_bytes"], down["download_ms"], strict=True))
+        )
+        overrides["store_bandwidth_bytes_per_ms"] = 2.0 / (1.0 / up_bw + 1.0 / down_bw)
+    except (ValueError, ZeroDivisionError):
+        pass
+    refined = platform.with_overrides(**overrides)
+    if dag is not None and plan is not None and refined.store_op_ms > 0:
+        recorded = tasks.loc[tasks["dc_ms"] > 0, "dc_ms"]
+        probe = median_profiles(dag, tasks)
+        simulated = simulate(dag, plan, probe, refined, seed=0).tasks
+        modelled = simulated.loc[simulated["dc_ms"] > 0, "dc_ms"]
+        if len(recorded) and len(modelled):
+            ratio = float(recorded.median()) / float(modelled.median())
+            refined = refined.with_overrides(
+                store_op_ms=refined.store_op_ms * ratio, pubsub_ms=refined.pubsub_ms * ratio
+            )
+    return refined
+
+
+def validate_traces(
+    traces: Any, config: FidelityConfig, *, refine: bool = True, seed: int = 0
+) -> pd.DataFrame:
+    """Leave-one-run-out predictions of every recorded run; one row per run.
+
+    Columns: run_id, workflow, planner, real_makespan_ms, sim_makespan_ms, makespan_error,
+    real_cost_usd, sim_cost_usd, cost_error, n_cold (real).
+    """
+    from sim.platform import Platform
+    from sim.simulate import simulate
+
+    base = warm_regime(Platform.preset(config.preset))
+    runs = traces.runs.copy()
+    cells = [json.loads(c) for c in runs["config"]]
+    runs["cell_workflow"] = [c["workflow"] for c in cells]
+    runs["cell_planner"] = [c["planner"] for c in cells]
+    plans: dict[tuple[str, str], tuple[Any, Any]] = {}
+    rows = []
+    for run in runs.itertuples(index=False):
+        key = (run.cell_workflow, run.cell_planner)
+        if key not in plans:
+            plans[key] = plan_cell(key[0], key[1], config.configs, base)
+        example, plan = plans[key]
+        train_ids = set(runs.loc[runs["dag_hash"] == run.dag_hash, "run_id"]) - {run.run_id}
+        train_tasks = traces.tasks[traces.tasks["run_id"].isin(train_ids)]
+        train_workers = traces.workers[traces.workers["run_id"].isin(train_ids)]
+        profiles = median_profiles(example.dag, train_tasks)
+        platform = (
+            refined_platform(base, train_tasks, train_workers, example.dag, plan)
+            if refine
+            else base
+        )
+        simulated = simulate(example.dag, plan, profiles, platform, seed=seed)
+        real_workers = traces.workers[traces.workers["run_id"] == run.run_id]
+        real_cost = billed_cost_usd(real_workers, platform)
+        sim_cost = billed_cost_usd(simulated.workers, platform)
+        rows.append(
+            {
+                "run_id": run.run_id,
+                "workflow": run.cell_workflow,
+                "planner": run.cell_planner,
+                "real_makespan_ms": float(run.makespan_ms),
+                "sim_makespan_ms": simulated.makespan_ms,
+                "real_cost_usd": real_cost,
+                "sim_cost_usd": sim_cost,
+                "n_cold": int(run.n_cold),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["makespan_error"] = (frame["sim_makespan_ms"] - frame["real_makespan_ms"]).abs() / frame[
+        "real_makespan_ms"
+    ]
+    frame["cost_error"] = (frame["sim_cost_usd"] - frame["real_cost_usd"]).abs() / frame[
+        "real_cost_usd"
+    ]
+    return frame
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b between two score lists (ties handled); NaN when undefined.
+
+    Raises
+    ------
+    ValueError
+        If the lists differ in length.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"kendall_tau of lists of lengths {len(a)} and {len(b)}")
+    concordant = discordant = ties_a = ties_b = 0
+    n = len(a)
+    for i in range(n):
+        for j in range(i + 1, n):
+            da = np.sign(a[i] - a[j])
+            db = np.sign(b[i] - b[j])
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ties_a += 1
+            elif db == 0:
+                ties_b += 1
+            elif da == db:
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
+    return (concordant - discordant) / denominator if denominator else math.nan
+
+
+@dataclass
+class FidelityReport:
+    """Summary of a validation: error quantiles and planner rank agreement.
+
+    Attributes
+    ----------
+    makespan, cost : dict
+        ``median`` and ``p90`` of the per-run relative errors, and ``n`` runs.
+    tau : dict of str to float
+        Kendall tau per workflow (planners ranked by mean makespan, simulated vs real).
+    tau_mean : float
+    by_cell : DataFrame
+        Per (workflow, planner): mean real and simulated makespan, median errors.
+    n_cold_runs : int
+        Recorded runs that had a cold start (not in steady state).
+    """
+
+    makespan: dict[str, float]
+    cost: dict[str, float]
+    tau: dict[str, float]
+    tau_mean: float
+    by_cell: pd.DataFrame = field(repr=False)
+    n_cold_runs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["by_cell"] = self.by_cell.to_dict(orient="records")
+        return out
+
+    def text(self) -> str:
+        lines = [
+            f"runs: {self.makespan['n']} ({self.n_cold_runs} with a cold start)",
+            f"makespan |sim-real|/real: median {self.makespan['median']:.3f}, "
+            f"p90 {self.makespan['p90']:.3f}",
+            f"cost     |sim-real|/real: median {self.cost['median']:.3f}, p90 {self.cost['p90']:.3f}",
+            f"Kendall tau of planner rankings: mean {self.tau_mean:.3f}; "
+            + ", ".join(f"{w}: {t:.2f}" for w, t in self.tau.items()),
+            "",
+            self.by_cell.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        ]
+        return "\n".join(lines)
+
+
+def summarize(frame: pd.DataFrame) -> FidelityReport:
+    """Error quantiles and Kendall tau per workflow from `validate_traces` rows."""
+
+    def quantiles(column: str) -> dict[str, float]:
+        values = frame[column].to_numpy(dtype=float)
+        return {
+            "median": float(np.median(values)),
+            "p90": float(np.quantile(values, 0.9)),
+            "n": int(values.size),
+        }
+
+    by_cell = (
+        frame.groupby(["workflow", "planner"], sort=False)
+        .agg(
+            real_ms=("real_makespan_ms", "mean"),
+            sim_ms=("sim_makespan_ms", "mean"),
+            real_sd_ms=("real_makespan_ms", "std"),
+            makespan_err=("makespan_error", "median"),
+            cost_err=("cost_error", "median"),
+        )
+        .reset_index()
+    )
+    tau = {
+        workflow: kendall_tau(list(group["real_ms"]), list(group["sim_ms"]))
+        for workflow, group in by_cell.groupby("workflow", sort=False)
+    }
+    finite = [t for t in tau.values() if not math.isnan(t)]
+    return FidelityReport(
+        makespan=quantiles("makespan_error"),
+        cost=quantiles("cost_error"),
+        tau=tau,
+        tau_mean=float(np.mean(finite)) if finite else math.nan,
+        by_cell=by_cell,
+        n_cold_runs=int((frame["n_cold"] > 0).sum()),
+    )
+
+
+def plot_predicted_vs_real(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Scatter of simulated against real makespan per run, one colour per planner, y = x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    markers = dict(zip(frame["workflow"].unique(), "osD^v<>", strict=False))
+    for (workflow, planner), group in frame.groupby(["workflow", "planner"]):
+        ax.scatter(
+            group["real_makespan_ms"],
+            group["sim_makespan_ms"],
+            s=18,
+            marker=markers.get(workflow, "o"),
+            label=f"{workflow.split(':')[0]} / {planner}",
+        )
+    top = float(max(frame["real_makespan_ms"].max(), frame["sim_makespan_ms"].max())) * 1.05
+    ax.plot([0, top], [0, top], color="black", linewidth=1, label="y = x")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("real makespan (ms)")
+    ax.set_ylabel("simulated makespan (ms)")
+    ax.set_title("held-out runs: simulated vs real")
+    ax.legend(fontsize=5, ncol=2)
+    fig.tight_layout()
+    target = Path(path)
+    fig.savefig(target, dpi=120)
+    plt.close(fig)
+    return target
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``calibrate`` and ``validate`` to the `faasdag` CLI's subparsers."""
+    cal = subparsers.add_parser(
+        "calibrate", help="microbenchmark a backend and write a platform preset (TOML)"
+    )
+    cal.add_argument("--backend", choices=["local", "lambda"], default="local")
+    cal.add_argument("--out", default="local.toml", help="preset file to write (.toml)")
+    cal.add_argument("--redis-url", default=None, help="default: start a private redis-server")
+    cal.add_argument("--memory", type=int, action="append", metavar="MB",
+                     help="memory sizes to measure (repeatable; default 1024 and 2048)")  # fmt: skip
+    cal.add_argument("--cold", type=int, default=3, help="cold starts per memory size")
+    cal.add_argument("--warm", type=int, default=20, help="warm invokes")
+    cal.set_defaults(handler=_cmd_calibrate)
+
+    val = subparsers.add_parser(
+        "validate", help="simulate held-out real runs and report the simulator's error"
+    )
+    val.add_argument("config", metavar="CONFIG_OR_DEFAULT", help="a fidelity TOML or 'default'")
+    val.add_argument("--out", default="results/fidelity", help="report folder")
+    val.add_argument("--traces", default=None, help="validate recorded traces (no real runs)")
+    val.add_argument("--redis-url", default=None)
+    val.add_argument("--repetitions", type=int, default=None, help="override the config's")
+    val.add_argument("--no-refine", action="store_true",
+                     help="use the preset's invoke latency as is")  # fmt: skip
+    val.set_defaults(handler=_cmd_validate)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from runtime.calibrate import calibrate_local, write_preset
+
+    if args.backend == "lambda":
+        raise UsageError("calibrate --backend lambda needs AWS credentials; not implemented yet")
+    if not args.out.endswith(".toml"):
+        raise UsageError(f"calibrate: --out {args.out!r} must end in .toml")
+    if not Path(args.out).resolve().parent.is_dir():
+        raise UsageError(f"calibrate: the folder of --out {args.out!r} does not exist")
+    if args.cold < 2 or args.warm < 3:
+        raise UsageError("calibrate: --cold must be >= 2 and --warm >= 3")
+    try:
+        calibration = calibrate_local(
+            args.redis_url, memory_sizes=args.memory or (1024, 2048), n_cold=args.cold,
+            n_warm=args.warm,
+        )  # fmt: skip
+    except RuntimeError as err:
+        raise UsageError(f"calibrate: {err}") from None
+    path = write_preset(calibration, args.out)
+    for key, value in calibration.fields.items():
+        if not key.startswith("_"):
+            print(f"{key} = {value}")
+    print(f"preset written to {path} ({calibration.meta['wall_s']:.1f} s)")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from traces.io import TraceSet
+
+    config = load_config(args.config)
+    if args.repetitions is not None:
+        if args.repetitions < 3:
+            raise UsageError("validate: --repetitions must be >= 3")
+        config = FidelityConfig(**{**asdict(config), "repetitions": args.repetitions})
+    traces_dir = args.traces or config.traces
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if traces_dir:
+        try:
+            traces = TraceSet.read(traces_dir)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"validate: --traces {traces_dir!r}: {err}") from None
+    else:
+        try:
+            traces = record(config, redis_url=args.redis_url, progress=print)
+        except RuntimeError as err:
+            raise UsageError(f"validate: {err}") from None
+        traces.write(out / "traces", overwrite=True)
+    frame = validate_traces(traces, config, refine=not args.no_refine)
+    report = summarize(frame)
+    frame.to_csv(out / "runs.csv", index=False)
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1, default=str))
+    plot = plot_predicted_vs_real(frame, out / "predicted_vs_real.png")
+    print(report.text())
+    print(f"report in {out} (plot {plot.name}); {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _record_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m experiments.fidelity record [--out traces/data] [CONFIG]``."""
+    parser = argparse.ArgumentParser(prog="python -m experiments.fidelity")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="regenerate the shipped trace sets (one per workflow)")
+    rec.add_argument("config", nargs="?", default="default")
+    rec.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "traces" / "data"))
+    rec.add_argument("--repetitions", type=int, default=None)
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    if args.repetitions is not None:
+        config = FidelityConfig(**{**asdict(config), "repetitions": args.repetitions})
+    traces = record(config, progress=print)
+    for workflow, runs in traces.runs.groupby("workflow", sort=False):
+        name = str(workflow).split(":")[0]
+        subset = traces.select_runs(runs["run_id"])
+        path = subset.write(Path(args.out) / name, overwrite=True)
+        print(f"{len(runs)} runs of {workflow} written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    try:
+        sys.exit(_record_main())
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,446 @@
+"""Running an experiment's cells: one plan and one simulated run per cell, stored as it ends.
+
+A cell's result is a small trace set (its `runs`, `tasks` and `workers` rows) plus one row of
+cell labels. `CellStore` keeps each finished cell under ``OUT/cells/``: the trace folder is
+written atomically, then the cell row file, whose presence marks the cell finished. So an
+interrupted sweep leaves every finished cell readable, and re-running skips them. At the end the
+cells are merged, in the experiment's cell order, into ``OUT/runs.parquet``, ``tasks.parquet``,
+``workers.parquet`` (a trace folder) and ``cells.parquet``.
+
+Cells run in this process, in worker processes (``jobs``) or on a Dask cluster (``dask``); the
+workers only compute, and this process stores what comes back. A cell's result depends only on
+the cell (its seed drives the simulation and any profile sampling), so every way of running gives
+identical tables.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from experiments.config import Cell, Experiment
+
+logger = logging.getLogger(__name__)
+
+#: Columns of the per-cell label table (``cells.parquet``).
+CELL_COLUMNS = (
+    "cell_id",
+    "run_id",
+    "workflow",
+    "planner",
+    "platform",
+    "overrides",
+    "configs",
+    "profiles",
+    "predictor",
+    "seed",
+    "plan_seed",
+    "lower_bound_ms",
+    "predicted_makespan_ms",
+    "predicted_cost_usd",
+)
+
+
+@dataclass
+class CellResult:
+    """What one cell produced: trace rows (runs, tasks, workers) and its label row."""
+
+    cell: Cell
+    runs: pd.DataFrame
+    tasks: pd.DataFrame
+    workers: pd.DataFrame
+    labels: pd.DataFrame
+
+
+# -- one cell ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=32)
+def _workflow(spec: str) -> Any:
+    from experiments.workflows import load_workflow
+
+    return load_workflow(spec)
+
+
+@functools.lru_cache(maxsize=8)
+def _traces(path: str) -> Any:
+    from traces.io import TraceSet
+
+    return TraceSet.read(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _fitted(path: str, name: str) -> Any:
+    from traces import BaselinePredictor, LearnedPredictor
+
+    model = {"baseline": BaselinePredictor, "learned": LearnedPredictor}[name]()
+    return model.fit(_traces(path))
+
+
+def cell_platform(cell: Cell) -> Any:
+    """The cell's Platform: its preset with its overrides."""
+    from sim.platform import Platform
+
+    platform = Platform.preset(cell.platform)
+    return platform.with_overrides(**dict(cell.overrides)) if cell.overrides else platform
+
+
+def cell_inputs(cell: Cell) -> tuple[Any, Any, Any, Any]:
+    """(workflow, planner's predictor, run profiles, platform) of a cell.
+
+    In ``model`` mode the planner knows the workflow's modelled profiles and the run uses them;
+    otherwise the planner uses a predictor fitted on the cell's traces and the run replays,
+    predicts or samples (seeded by the cell's seed) from them.
+    """
+    from planners import ProfilesPredictor
+    from traces.profiles import FixedProfiles, make_profiles
+
+    workflow = _workflow(cell.workflow)
+    dag = workflow.dag
+    if cell.profiles == "model":
+        truth = FixedProfiles(dag, workflow.runtime_ms, workflow.output_bytes)
+        predictor: Any = ProfilesPredictor(truth, dag)
+    else:
+        traces = _traces(cell.traces)
+        predictor = _fitted(cell.traces, cell.predictor)
+        truth = make_profiles(
+            dag, cell.profiles, traces=traces, predictor=predictor, seed=cell.seed
+        )
+    return workflow, predictor, truth, cell_platform(cell)
+
+
+def lower_bound_ms(dag: Any, profiles: Any, configs: Sequence[Any]) -> float:
+    """Critical-path lower bound on the makespan: the longest chain of exec times at the
+    fastest candidate config (no start-ups, no transfers), ms."""
+    fastest = max(configs, key=lambda c: (c.cpus, c.memory_mb))
+    return float(dag.critical_path(lambda t: profiles.exec_ms(t, fastest))[0])
+
+
+def compute_cell(cell: Cell) -> CellResult:
+    """Plan and simulate one cell.
+
+    The planner plans with ``cell.plan_seed`` (the same plan for every seed); the run is
+    simulated with ``cell.seed``.
+    """
+    from planners import get_planner
+    from planners.base import as_configs
+    from sim.simulate import simulate
+
+    workflow, predictor, truth, platform = cell_inputs(cell)
+    dag = workflow.dag
+    planner = get_planner(cell.planner)
+    plan = planner.plan(dag, predictor, platform, cell.configs, seed=cell.plan_seed)
+    run_id = f"c{cell.cell_id}"
+    result = simulate(dag, plan, truth, platform, cell.seed, run_id=run_id, workflow=cell.workflow)
+    from traces.schema import make_frame
+
+    predicted = plan.predicted
+    runs = make_frame(
+        "runs",
+        [
+            result.run_row(
+                run_id=run_id,
+                workflow=cell.workflow,
+                dag_hash=dag.dag_hash,
+                planner=cell.planner,
+                backend="sim",
+                seed=cell.seed,
+                predicted_makespan_ms=predicted.makespan_ms,
+                config=cell.key,
+            )
+        ],
+    )
+    tasks = result.tasks.assign(planner=cell.planner)
+    configs = as_configs(planner.params.get("configs") or cell.configs)
+    labels = pd.DataFrame(
+        [
+            {
+                "cell_id": cell.cell_id,
+                "run_id": run_id,
+                "workflow": cell.workflow,
+                "planner": cell.planner,
+                "platform": cell.platform_label,
+                "overrides": str(dict(cell.overrides)) if cell.overrides else "",
+                "configs": ",".join(cell.configs) if cell.configs else "default",
+                "profiles": cell.profiles,
+                "predictor": cell.predictor if cell.profiles != "model" else "",
+                "seed": cell.seed,
+                "plan_seed": cell.plan_seed,
+                "lower_bound_ms": lower_bound_ms(dag, truth, configs),
+                "predicted_makespan_ms": float(predicted.makespan_ms),
+                "predicted_cost_usd": float(predicted.cost_usd),
+            }
+        ],
+        columns=list(CELL_COLUMNS),
+    )
+    return CellResult(cell, runs, tasks, result.workers, labels)
+
+
+# -- storage ----------------------------------------------------------------------------------
+
+
+def write_parquet(
+    frame: pd.DataFrame, path: Path, metadata: dict[bytes, bytes] | None = None
+) -> None:
+    """Write `frame` to `path` atomically (a temporary sibling file, then a rename)."""
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata:
+        arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **metadata})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(arrow, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_trace_table(frame: pd.DataFrame, table: str, path: Path) -> None:
+    """Write one trace table with the schema version in its metadata (readable by TraceSet)."""
+    from traces.io import TABLE_KEY, VERSION_KEY
+    from traces.schema import SCHEMA_VERSION
+
+    write_parquet(
+        frame, path, {VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: table.encode()}
+    )
+
+
+class CellStore:
+    """Finished cells of one output folder, under ``OUT/cells/``.
+
+    Cell ``ID`` is finished when ``cells/ID.parquet`` (its label row) exists; its trace rows
+    are in the folder ``cells/ID/``, written (atomically) before the label row.
+    """
+
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        self.folder = self.out / "cells"
+
+    def finished(self, cell_id: str) -> bool:
+        return (self.folder / f"{cell_id}.parquet").is_file() and (self.folder / cell_id).is_dir()
+
+    def save(self, result: CellResult) -> None:
+        """Store a finished cell: trace folder first, then the label row that marks it done."""
+        from traces.io import TraceSet
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        cell_id = result.cell.cell_id
+        TraceSet(result.tasks, result.workers, result.runs).write(
+            self.folder / cell_id, overwrite=True
+        )
+        write_parquet(result.labels, self.folder / f"{cell_id}.parquet")
+
+    def load(self, cell_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
+        """Merged tables (runs, tasks, workers, cells) of the finished ones among `cell_ids`,
+        in the given order."""
+        from traces.io import TraceSet
+
+        ids = [c for c in cell_ids if self.finished(c)]
+        frames = {
+            table: [pq.read_table(self.folder / c / f"{table}.parquet").to_pandas() for c in ids]
+            for table in ("tasks", "workers", "runs")
+        }
+        merged = TraceSet(
+            *(
+                pd.concat(frames[t], ignore_index=True) if ids else None
+                for t in ("tasks", "workers", "runs")
+            ),
+            source=str(self.folder),
+        )
+        labels = [pq.read_table(self.folder / f"{c}.parquet").to_pandas() for c in ids]
+        cells = (
+            pd.concat(labels, ignore_index=True)
+            if labels
+            else pd.DataFrame(columns=list(CELL_COLUMNS))
+        )
+        return {
+            "runs": merged.runs,
+            "tasks": merged.tasks,
+            "workers": merged.workers,
+            "cells": cells,
+        }
+
+    def all_ids(self) -> list[str]:
+        """Ids of every finished cell in the folder, sorted."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p.stem for p in self.folder.glob("*.parquet") if self.finished(p.stem))
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepStats:
+    """How a sweep went: cells in the experiment, skipped (already finished), computed, and
+    the ones that failed (`CellFailure`, not stored: a re-run tries them again)."""
+
+    n_cells: int
+    n_skipped: int
+    n_computed: int
+    failures: list[CellFailure] = field(default_factory=list)
+
+
+@dataclass
+class CellFailure:
+    """A cell whose planning or simulation raised: the cell and ``"ErrorType: message"``."""
+
+    cell: Cell
+    error: str
+
+    def __str__(self) -> str:
+        cell = self.cell
+        return (
+            f"cell {cell.cell_id} ({cell.workflow} | {cell.planner} | {cell.platform_label} | "
+            f"seed {cell.seed}): {self.error}"
+        )
+
+
+def attempt_cell(cell: Cell) -> CellResult | CellFailure:
+    """`compute_cell`, with an exception returned as a `CellFailure` (so one broken cell does
+    not stop a sweep, and nothing but plain data crosses a process boundary)."""
+    try:
+        return compute_cell(cell)
+    except Exception as error:  # noqa: BLE001 - reported per cell, the sweep goes on
+        logger.debug("cell %s failed", cell.cell_id, exc_info=True)
+        return CellFailure(cell, f"{type(error).__name__}: {error}")
+
+
+def run_cells(
+    cells: Sequence[Cell],
+    store: CellStore,
+    *,
+    jobs: int = 1,
+    dask: str | Any | None = None,
+    progress: bool | None = None,
+    on_result: Callable[[CellResult], None] | None = None,
+) -> SweepStats:
+    """Compute the cells not yet finished in `store`, storing each as it ends.
+
+    Parameters
+    ----------
+    jobs : int
+        Worker processes (1: this process).
+    dask : str or distributed.Client, optional
+        Scheduler address (or a client) of a Dask cluster; overrides `jobs`.
+    progress : bool or None
+        Show a tqdm bar (None: only on a terminal).
+    """
+    from tqdm.auto import tqdm
+
+    todo = [c for c in cells if not store.finished(c.cell_id)]
+    stats = SweepStats(len(cells), len(cells) - len(todo), 0)
+    if not todo:
+        return stats
+    bar = tqdm(
+        total=len(todo),
+        desc="cells",
+        unit="cell",
+        disable=None if progress is None else not progress,
+    )
+
+    def done(result: CellResult | CellFailure) -> None:
+        bar.update(1)
+        if isinstance(result, CellFailure):
+            logger.info("%s", result)
+            stats.failures.append(result)
+            return
+        store.save(result)
+        stats.n_computed += 1
+        if on_result is not None:
+            on_result(result)
+
+    try:
+        if dask is not None:
+            _run_dask(todo, dask, done)
+        elif jobs > 1:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(attempt_cell, cell) for cell in todo]
+                for future in as_completed(futures):
+                    done(future.result())
+        else:
+            for cell in todo:
+                done(attempt_cell(cell))
+    finally:
+        bar.close()
+    return stats
+
+
+def _run_dask(todo: Sequence[Cell], dask: str | Any, done: Callable[[Any], None]) -> None:
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        from experiments.cli import UsageError
+
+        raise UsageError(
+            "--dask needs dask[distributed]: pip install 'dask[distributed]'"
+        ) from None
+    client = dask if isinstance(dask, Client) else Client(dask)
+    try:
+        futures = client.map(attempt_cell, list(todo), pure=False)
+        for future in dask_completed(futures):
+            done(future.result())
+    finally:
+        if client is not dask:
+            client.close()
+
+
+def merge(store: CellStore, experiment: Experiment) -> dict[str, pd.DataFrame]:
+    """Merge the experiment's finished cells into ``OUT/*.parquet`` (in cell order); returns
+    the merged tables."""
+    ids = [c.cell_id for c in experiment.cells()]
+    tables = store.load(ids)
+    for table in ("runs", "tasks", "workers"):
+        write_trace_table(tables[table], table, store.out / f"{table}.parquet")
+    write_parquet(tables["cells"], store.out / "cells.parquet")
+    return tables
+
+
+def run_experiment(
+    experiment: Experiment,
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    dask: str | Any | None = None,
+    progress: bool | None = None,
+) -> tuple[dict[str, pd.DataFrame], SweepStats]:
+    """Run (or resume) `experiment` into the folder `out` and merge its results.
+
+    Writes ``experiment.json`` first, then each finished cell, then the merged tables.
+
+    Returns
+    -------
+    (tables, stats)
+        Merged ``runs``, ``tasks``, ``workers`` and ``cells`` frames, and the `SweepStats`.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "experiment.json").write_text(experiment.to_json() + "\n", encoding="utf-8")
+    store = CellStore(out)
+    stats = run_cells(experiment.cells(), store, jobs=jobs, dask=dask, progress=progress)
+    failures = out / "failures.txt"
+    if stats.failures:
+        failures.write_text("".join(f"{f}\n" for f in stats.failures), encoding="utf-8")
+    else:
+        failures.unlink(missing_ok=True)
+    logger.info(
+        "experiment %s: %d cells, %d skipped, %d computed",
+        experiment.name,
+        stats.n_cells,
+        stats.n_skipped,
+        stats.n_computed,
+    )
+    return merge(store, experiment), stats

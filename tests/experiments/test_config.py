@@ -1,0 +1,96 @@
+"""Experiment configs: valid ones expand to their sweep; invalid ones fail before anything runs,
+with one line naming the key (exit status 2 from `faasdag run`)."""
+
+import pytest
+
+from experiments.cli import main
+from experiments.config import ConfigError, load_config, parse_config
+
+SMALL = 'workflows = ["gemm:n=256,blocks=2"]\nplanners = ["uniform", "heft"]\nseeds = 2\n'
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "exp.toml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_config_expands_to_the_product(tmp_path):
+    """Workflows x planners x overrides x seeds cells, each with a distinct stable id."""
+    path = _write(
+        tmp_path,
+        SMALL + '[platform]\npreset = "aws-lambda"\nkeep_alive_ms = [0, 600000]\n',
+    )
+    experiment = load_config(path)
+    cells = experiment.cells()
+    assert len(cells) == 1 * 2 * 2 * 2
+    assert len({c.cell_id for c in cells}) == len(cells)
+    assert [c.cell_id for c in load_config(path).cells()] == [c.cell_id for c in cells]
+    assert {dict(c.overrides)["keep_alive_ms"] for c in cells} == {0, 600000}
+
+
+def test_all_planners_come_from_the_registry():
+    """planners = "all" expands to every registered planner, at run time."""
+    from planners import PLANNERS
+
+    experiment = parse_config({"workflows": "gemm:n=256,blocks=2", "planners": "all"})
+    assert experiment.planners == tuple(PLANNERS)
+
+
+def test_seeds_count_or_list():
+    """seeds = N means 0..N-1; a list is taken as given."""
+    assert parse_config({"workflows": "svd", "seeds": 3}).seeds == (0, 1, 2)
+    assert parse_config({"workflows": "svd", "seeds": [7, 9]}).seeds == (7, 9)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (SMALL + "planer = 'heft'\n", "unknown key 'planer' (did you mean 'planners'?)"),
+        ('workflows = ["svd"]\nplanners = ["heft", "nope"]\n', "key 'planners' entry 'nope'"),
+        ('workflows = ["svd"]\nseeds = "five"\n', "key 'seeds' must be"),
+        ('workflows = ["svd"]\nprofiles = "magic"\n', "key 'profiles' = 'magic' is not one of"),
+        ('workflows = ["missing/wf.json"]\n', "key 'workflows' entry"),
+        ('workflows = ["svd"]\ntraces = "no/such/folder"\n', "key 'traces'"),
+        ('workflows = ["svd"]\nprofiles = "replay"\n', "needs key 'traces'"),
+        ('workflows = ["svd"]\n[platform]\nkeepalive = 1\n', "unknown key 'platform.keepalive'"),
+        ('workflows = ["svd"]\n[platform]\npreset = "moon"\n', "key 'platform.preset'"),
+        ('workflows = ["svd"]\nconfigs = [1024, true]\n', "key 'configs'"),
+        ('workflows = ["svd"]\n[outputs]\nformats = ["gif"]\n', "key 'outputs.formats'"),
+        ("workflows = [", "not valid TOML"),
+    ],
+)
+def test_invalid_config_fails_before_running(tmp_path, capsys, text, expected):
+    """`faasdag run` exits 2 with one line naming the key, and writes nothing."""
+    path = _write(tmp_path, text)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith("faasdag: error: ")
+    assert expected in captured.err
+    assert not out.exists()
+
+
+def test_unknown_planner_lists_the_known_ones():
+    """The error for an unknown planner lists the allowed values."""
+    with pytest.raises(ConfigError, match="known: uniform"):
+        parse_config({"workflows": "svd", "planners": ["fastest"]})
+
+
+def test_missing_config_file(tmp_path, capsys):
+    """A config path that does not exist is named in one line."""
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml' does not exist" in capsys.readouterr().err
+
+
+def test_quickstart_config_is_the_advertised_one():
+    """The quickstart compares all planners on three examples at aws-lambda, 5 seeds each."""
+    from experiments.quickstart import quickstart_experiment
+    from planners import PLANNERS
+
+    experiment = quickstart_experiment()
+    assert len(experiment.workflows) == 3
+    assert experiment.planners == tuple(PLANNERS)
+    assert experiment.platforms == ("aws-lambda",)
+    assert experiment.seeds == (0, 1, 2, 3, 4)

@@ -1,0 +1,108 @@
+"""Fidelity of the simulator against real runs: the calibrated preset, the shipped traces,
+leave-one-run-out validation offline (shipped traces) and live (emulator + Redis).
+
+Bounds (a regression gate, not the issue's targets, which the local 2-core setup misses; see
+experiments.fidelity): offline on the shipped traces, median makespan error <= OFFLINE_MEDIAN
+and p90 <= OFFLINE_P90; live, median <= LIVE_MEDIAN. A change to the simulator, the worker or the
+planners that moves predictions away from recorded reality fails here.
+"""
+
+import math
+
+import pytest
+
+from experiments.cli import UsageError
+from experiments.fidelity import (
+    FidelityConfig,
+    kendall_tau,
+    load_config,
+    record,
+    summarize,
+    validate_traces,
+)
+from sim.platform import Platform
+from traces.io import TraceSet
+from traces.shipped import list_shipped, load_shipped, shipped_path
+
+OFFLINE_MEDIAN = 0.45
+OFFLINE_P90 = 0.90
+LIVE_MEDIAN = 0.60
+
+
+def test_local_preset_loads_with_measured_values():
+    """The shipped local preset loads and holds calibrated (non-default) start-up figures."""
+    platform = Platform.preset("local")
+    assert platform.cold_start_median_ms > platform.warm_start_ms > 0
+    assert 0 < platform.store_op_ms < 10 and math.isfinite(platform.store_bandwidth_bytes_per_ms)
+
+
+def test_shipped_trace_sets_read_back_with_the_schema_validator():
+    """Every shipped set reads back through TraceSet.read and covers at least four planners."""
+    names = list_shipped()
+    assert len(names) >= 3
+    for name in names:
+        traces = TraceSet.read(shipped_path(name))
+        traces.validate(name)
+        assert traces.runs["planner"].nunique() >= 4
+        assert set(traces.runs["backend"]) == {"lambda"}
+
+
+def test_unknown_shipped_name_lists_the_known_ones():
+    """Asking for a set that is not shipped names the shipped ones."""
+    with pytest.raises(ValueError, match="shipped: "):
+        shipped_path("nope")
+
+
+def test_kendall_tau_of_known_rankings():
+    """Tau is 1 for the same order, -1 for the reverse, and handles ties (tau-b)."""
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+
+
+def test_bad_config_is_one_clear_usage_error():
+    """An unknown key or planner in a validation config raises UsageError naming it."""
+    with pytest.raises(UsageError, match="unknown key 'plannerz'"):
+        load_config({"plannerz": ["heft"]})
+    with pytest.raises(UsageError, match="unknown planner 'nope'"):
+        load_config({"planners": ["heft", "nope"]})
+
+
+def test_offline_fidelity_on_shipped_traces_stays_within_bounds():
+    """Leave-one-run-out on the shipped traces: makespan errors within the stated bounds."""
+    traces = load_shipped()
+    frame = validate_traces(traces, FidelityConfig())
+    report = summarize(frame)
+    assert report.makespan["n"] == len(traces.runs)
+    assert report.makespan["median"] <= OFFLINE_MEDIAN, report.text()
+    assert report.makespan["p90"] <= OFFLINE_P90, report.text()
+
+
+def test_live_fidelity_on_the_emulator(redis_url):
+    """Real runs of one workflow under four planners, predicted from the other runs: the
+    median makespan error stays within LIVE_MEDIAN and every run is predicted."""
+    config = load_config(
+        {
+            "workflows": ["tree_reduction:n=8,length=200000"],
+            "planners": ["uniform", "wukong", "heft", "dask"],
+            "repetitions": 3,
+        }
+    )
+    traces = record(config, redis_url=redis_url)
+    frame = validate_traces(traces, config)
+    assert len(frame) == 12 and frame["sim_makespan_ms"].gt(0).all()
+    assert summarize(frame).makespan["median"] <= LIVE_MEDIAN, summarize(frame).text()
+
+
+def test_calibrate_writes_a_loadable_preset(redis_url, tmp_path):
+    """A short calibration run writes a preset that Platform.preset loads by path."""
+    from runtime.calibrate import calibrate_local, write_preset
+
+    calibration = calibrate_local(
+        redis_url, memory_sizes=(1024,), n_cold=2, n_warm=3, n_ops=20, n_transfers=2,
+        sizes=(1_000, 1_000_000),
+    )  # fmt: skip
+    path = write_preset(calibration, tmp_path / "mine.toml")
+    platform = Platform.preset(str(path))
+    assert platform.name == "mine" and platform.cold_start_median_ms > 0
