@@ -8,6 +8,7 @@ warm/cold container pools. No handler decides anything about tasks; the worker l
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Generator
 from typing import Any, Protocol
@@ -478,7 +479,16 @@ def run_simulation(
     env = simpy.Environment()
     driver = SimDriver(env, schedule, profiles, platform, np.random.default_rng(seed))
     env.process(driver.run(run_client(schedule, fetch_results=False), None))
-    env.run()
+    # SimPy makes millions of short-lived events that reference counting frees; the cyclic
+    # collector would scan the growing heap again and again for nothing (a 25% slowdown at
+    # 10,000 tasks, worse with size), so it pauses during the event loop.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        env.run()
+    finally:
+        if collecting:
+            gc.enable()
     driver.bill_unused_prewarms(env.now)
     missing = set(schedule.dag) - driver.recorder.executed()
     if missing:
