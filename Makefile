@@ -20,6 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 # prints the comparison table, writes results/quickstart (tables, summary.md, index.html, plots).
 run: $(VENV)/.installed
 	$(BIN)/faasdag run experiments/quickstart.toml --out results/quickstart --jobs 2
+	$(BIN)/faasdag run experiments/quickstart_recorded.toml --out results/quickstart-recorded --jobs 2
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

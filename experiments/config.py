@@ -54,7 +54,7 @@ KEYS: Mapping[str, str] = {
     "platform": "a preset name / .toml path, a list of them, or a table",
     "configs": "a list of resource configs (MB ints or 'MB/cpus'), or a list of such lists",
     "profiles": f"one of {', '.join(PROFILE_MODES)} or a list of them",
-    "traces": "a trace folder (Parquet TraceSet) path",
+    "traces": "a trace folder (Parquet TraceSet) path, or shipped:NAME (traces/data)",
     "predictor": f"one of {', '.join(PREDICTORS)} or a list of them",
     "seeds": "a replication count (int >= 1) or a list of int seeds",
     "plan_seed": "an int: seed of the planners' own simulations",
@@ -509,6 +509,13 @@ class _Checker:
     def traces(self, value: Any) -> str:
         if not isinstance(value, str):
             raise self.fail("traces", f"must be {KEYS['traces']}, got {_describe(value)}")
+        if value.startswith("shipped:"):  # a trace set shipped in traces/data
+            from traces.shipped import shipped_path
+
+            try:
+                value = str(shipped_path(value.removeprefix("shipped:")))
+            except ValueError as error:
+                raise self.fail("traces", f"= {value!r}: {error}") from None
         path = self.path(value)
         if not Path(path).is_dir():
             raise self.fail("traces", f"= {value!r}: no such trace folder")

@@ -94,3 +94,23 @@ def test_quickstart_config_is_the_advertised_one():
     assert experiment.planners == tuple(PLANNERS)
     assert experiment.platforms == ("aws-lambda",)
     assert experiment.seeds == (0, 1, 2, 3, 4)
+
+
+def test_shipped_traces_by_name():
+    """traces = "shipped:NAME" reads a trace set shipped in traces/data; an unknown name fails
+    naming the key and the shipped sets."""
+    from pathlib import Path
+
+    from traces.shipped import shipped_path
+
+    experiment = load_config(Path(__file__).parents[2] / "experiments/quickstart_recorded.toml")
+    assert Path(experiment.traces) == shipped_path("gemm")
+    with pytest.raises(ConfigError, match="traces.*gemm"):
+        parse_config(
+            {
+                "workflows": "gemm",
+                "profiles": "replay",
+                "traces": "shipped:nope",
+                "predictor": "learned",
+            }
+        )
