@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import time
 
 import simpy
@@ -43,15 +44,22 @@ def run_case(n_tasks: int, raw_rate: float) -> dict:
     dag = workflow.dag
     plan = Plan({t: Placement(None, ResourceConfig(1024)) for t in dag}, planner="flexible-1024")
     profiles = FixedProfiles(dag, workflow.runtime_ms, workflow.output_bytes)
-    start = time.perf_counter()
-    result = simulate(dag, plan, profiles, "aws-lambda", seed=1)
-    wall_s = time.perf_counter() - start
+    # Small cases repeat (median of 3) so one scheduling hiccup on a shared machine does not
+    # decide the figure; the first call also pays lazy imports, so a tiny run warms up first.
+    simulate(dag, plan, profiles, "aws-lambda", seed=1) if n_tasks <= 10_000 else None
+    walls = []
+    for _ in range(3 if n_tasks <= 10_000 else 1):
+        start = time.perf_counter()
+        result = simulate(dag, plan, profiles, "aws-lambda", seed=1)
+        walls.append(time.perf_counter() - start)
+    wall_s = statistics.median(walls)
     return {
         "bench": "sim_speed",
         "case": f"layered-{n_tasks}",
         "tasks": len(dag),
         "edges": dag.n_edges,
         "wall_s": round(wall_s, 3),
+        "repeats": len(walls),
         "tasks_per_s": round(len(dag) / wall_s, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "simpy_events_per_s": round(raw_rate, 1),

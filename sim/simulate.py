@@ -77,8 +77,11 @@ def _frame(table: str, rows: list[dict[str, Any]], labels: dict[str, Any]) -> pd
     if not rows:
         return empty_frame(table)
     frame = pd.DataFrame(rows)
+    for column in ("task_id", "function", "worker_id", "startup"):
+        if column in frame:
+            frame[column] = frame[column].astype("string")
     for column, value in labels.items():
-        frame[column] = value
+        frame[column] = pd.array([value] * len(frame), dtype="string")
     return coerce_frame(table, frame, source=f"simulated {table}")
 
 

@@ -289,7 +289,9 @@ def _coerce_column(series: pd.Series, name: str, spec: Column, source: str) -> p
     values = series.reset_index(drop=True)
     missing = _isna(values)
     if spec.dtype == "string":
-        if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+        if isinstance(values.dtype, pd.StringDtype):
+            return values.astype(target)  # strings or missing by construction
+        if values.dtype == object:
             bad = ~missing & ~np.fromiter((isinstance(v, str) for v in values), bool, len(values))
         else:
             bad = ~missing

@@ -27,9 +27,15 @@ from worker.effects import (
 )
 from worker.schedule import Schedule
 
-_COORDINATION = (Incr, Publish, SetIfAbsent, Invoke, Get)
-_DOWNLOADS = (Download, StreamDownload)
-_UPLOADS = (Upload, StreamUpload)
+# What each effect's time counts as in a task's row (other effects are not attributed).
+_KIND = {
+    Execute: "exec",
+    Download: "down",
+    StreamDownload: "down",
+    Upload: "up",
+    StreamUpload: "up",
+    **dict.fromkeys((Incr, Publish, SetIfAbsent, Invoke, Get), "dc"),
+}
 
 
 def _union_ms(intervals: list[tuple[float, float]]) -> float:
@@ -125,10 +131,13 @@ class TraceRecorder:
         task_id = getattr(effect, "task_id", None)
         if task_id is None:
             return
+        kind = _KIND.get(type(effect))
+        if kind is None:
+            return
         times = self._tasks.get((task_id, worker_id))
         if times is None:
             times = self._tasks[(task_id, worker_id)] = _TaskTimes(worker_id)
-        if isinstance(effect, Execute):
+        if kind == "exec":
             times.exec_start_ms, times.exec_done_ms = start_ms, end_ms
             times.output_bytes = nbytes
             times.duplicated = effect.duplicate
@@ -136,16 +145,16 @@ class TraceRecorder:
             if worker is not None and not worker.ran_task:
                 worker.ran_task = True
                 times.startup, times.startup_ms = worker.startup, worker.startup_ms
-        elif isinstance(effect, _DOWNLOADS):
+        elif kind == "down":
             times.download_start_ms = min(times.download_start_ms, start_ms)
             times.inputs_done_ms = max(times.inputs_done_ms, end_ms)
             times.download_bytes += nbytes
             times.downloads.append((start_ms, end_ms))
-        elif isinstance(effect, _UPLOADS):
+        elif kind == "up":
             times.upload_ms += end_ms - start_ms
             times.upload_end_ms = max(times.upload_end_ms, end_ms)
             times.streamed = times.streamed or isinstance(effect, StreamUpload)
-        elif isinstance(effect, _COORDINATION):
+        else:  # coordination: counters, claims, events, invocations
             times.dc_ms += end_ms - start_ms
             times.dc_end_ms = max(times.dc_end_ms, end_ms)
 
