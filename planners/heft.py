@@ -69,10 +69,12 @@ class _Timeline:
         starts, ends = self.starts[proc], self.ends[proc]
         i = bisect_right(ends, ready)
         start = ready
-        while i < len(starts):
+        n = len(starts)
+        while i < n:
             if start + duration <= starts[i]:
                 break
-            start = max(start, ends[i])
+            if ends[i] > start:
+                start = ends[i]
             i += 1
         return start, i
 
@@ -113,9 +115,15 @@ def _ready(dag, task, proc, finish, where, comm: CommCost) -> float:
 def _place(dag, task, procs, cost, finish, start, where, busy, comm) -> None:
     """Put `task` on whichever of `procs` finishes it earliest (insertion policy)."""
     best = None
+    inputs = [(finish[d], where[d], d) for d in dag.predecessors(task)]
+    costs = cost[task]
     for proc in procs:
-        ready = _ready(dag, task, proc, finish, where, comm)
-        duration = cost[task][proc]
+        ready = 0.0  # when the last input can be on `proc` (the loop is `_ready`, unrolled)
+        for finished, source, dep in inputs:
+            arrival = finished if source == proc else finished + comm(dep, task, source, proc)
+            if arrival > ready:
+                ready = arrival
+        duration = costs[proc]
         begin, slot = busy.earliest(proc, ready, duration)
         if best is None or begin + duration < best[0]:
             best = (begin + duration, begin, proc, slot)
@@ -247,7 +255,8 @@ def _priorities(dag, schedule: ClassicSchedule) -> dict[str, float]:
     """Start times as priorities, nudged so they increase along every edge (a zero-length
     task may start when its producer does)."""
     priority: dict[str, float] = {}
-    for task_id in sorted(dag, key=lambda t: (schedule.start[t], dag.levels()[t])):
+    levels = dag.levels()
+    for task_id in sorted(dag, key=lambda t: (schedule.start[t], levels[t])):
         floor = max((priority[d] for d in dag.predecessors(task_id)), default=-1.0)
         priority[task_id] = max(float(schedule.start[task_id]), math.nextafter(floor, math.inf))
     return priority
