@@ -100,6 +100,7 @@ def connect(
     backoff_base_s: float = 0.02,
     backoff_cap_s: float = 1.0,
     socket_timeout_s: float | None = 60.0,
+    max_connections: int = 4096,
 ) -> redis.Redis:
     """A Redis client for `url` (``redis://``, ``rediss://``, ``unix://``; user and password in
     the URL), retrying connection errors with exponential backoff.
@@ -113,10 +114,14 @@ def connect(
         Exponential backoff: base delay and cap, in seconds.
     socket_timeout_s : float or None
         Timeout of one command, in seconds.
+    max_connections : int
+        Size limit of the connection pool (every worker thread of a process may hold one).
     """
     retry = Retry(ExponentialBackoff(cap=backoff_cap_s, base=backoff_base_s), retries)
     return redis.Redis.from_url(
         url,
+        # The local backend's worker threads share this pool (redis-py's default caps it at 100).
+        max_connections=max_connections,
         retry=retry,
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         socket_timeout=socket_timeout_s,
