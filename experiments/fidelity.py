@@ -206,11 +206,11 @@ class Bench:
         self.n_rejected = 0
 
     def __enter__(self) -> Bench:
-        from runtime.calibrate import LocalRedis
         from runtime.lambda_local import LambdaEmulator
+        from runtime.local_redis import local_redis
 
         if self.redis_url is None:
-            self.redis_url = self._stack.enter_context(LocalRedis()).url
+            self.redis_url = self._stack.enter_context(local_redis()).url
         self.emulator = self._stack.enter_context(
             LambdaEmulator(max_concurrency=32, keep_alive_s=600.0)
         )

