@@ -21,13 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from experiments.commands import add_commands, configure_quickstart
+    from experiments.commands import add_commands, add_execute, configure_quickstart
 
     quick = commands.add_parser(
         "quickstart", help="compare every planner on three example workflows (make run)"
     )
     configure_quickstart(quick)
     add_commands(commands)
+    add_execute(commands)
     from experiments.fidelity import register as register_fidelity
 
     register_fidelity(commands)
@@ -62,21 +63,6 @@ def _add_runtime_commands(commands: argparse._SubParsersAction) -> None:
     emu.add_argument("--runtime-client", choices=["awslambdaric", "builtin"], default=None)
     emu.set_defaults(handler=_cmd_lambda_local)
 
-    execute = commands.add_parser(
-        "execute", help="run an example workflow for real (Redis + local threads or Lambda)"
-    )
-    execute.add_argument("workflow", metavar="WORKFLOW", help="example spec, e.g. gemm:n=256")
-    execute.add_argument("--backend", choices=["local", "lambda"], default="local")
-    execute.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    execute.add_argument("--endpoint-url", default=None, help="Lambda API (the emulator)")
-    execute.add_argument("--region", default="us-east-1")
-    execute.add_argument("--prefix", default="faasdag")
-    execute.add_argument("--memory", type=int, default=1769, help="MB of every worker")
-    execute.add_argument("--timeout-s", type=float, default=600.0)
-    execute.add_argument("--out", required=True, help="folder for the trace tables")
-    execute.add_argument("--overwrite", action="store_true")
-    execute.set_defaults(handler=_cmd_execute)
-
 
 def _cmd_lambda_local(args: argparse.Namespace) -> int:
     import logging
@@ -106,35 +92,6 @@ def _cmd_lambda_local(args: argparse.Namespace) -> int:
         print(f"function {args.prefix}-{memory_mb} ({memory_mb} MB)")
     print(f"Lambda API on {emulator.endpoint_url} (Ctrl-C stops)", flush=True)
     emulator.serve_forever()
-    return 0
-
-
-def _cmd_execute(args: argparse.Namespace) -> int:
-    from dag.examples import build_example
-    from dag.resources import ResourceConfig
-    from runtime.client import run
-
-    try:
-        example = build_example(args.workflow)
-        config = ResourceConfig(args.memory)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    options = {}
-    if args.backend == "lambda":
-        options = {"endpoint_url": args.endpoint_url, "region_name": args.region,
-                   "prefix": args.prefix}  # fmt: skip
-    result = run(
-        example,
-        config=config,
-        backend=args.backend,
-        redis_url=args.redis_url,
-        timeout_s=args.timeout_s,
-        **options,
-    )
-    example.check(result.results)
-    path = result.traces().write(args.out, overwrite=args.overwrite)
-    print(f"run {result.run_id}: {len(result.tasks)} tasks, makespan {result.makespan_ms:.1f} ms")
-    print(f"traces written to {path}")
     return 0
 
 

@@ -89,13 +89,16 @@ class Cell:
     predictor: str = "baseline"
     seed: int = 0
     plan_seed: int = 0
+    backend: str = "sim"
 
     @property
     def key(self) -> dict[str, Any]:
-        """The cell as a JSON-ready dict."""
+        """The cell as a JSON-ready dict (``backend`` only when the run is real)."""
         data = asdict(self)
         data["overrides"] = {k: _jsonable(v) for k, v in self.overrides}
         data["configs"] = None if self.configs is None else list(self.configs)
+        if self.backend == "sim":
+            del data["backend"]
         return data
 
     @property
@@ -125,6 +128,9 @@ class Experiment:
     configs : tuple
         One entry per candidate-config set (a tuple of config strings, or None for defaults).
     seeds : tuple of int
+    backend : str
+        ``sim`` (simulate each cell) or ``local`` / ``lambda`` (run it for real; see
+        `experiments.sweep.compute_cell`).
     traces : str or None
     plan_seed : int
     plots : bool
@@ -143,6 +149,7 @@ class Experiment:
     profiles: tuple[str, ...] = ("model",)
     predictors: tuple[str, ...] = ("baseline",)
     seeds: tuple[int, ...] = (0,)
+    backend: str = "sim"
     traces: str | None = None
     plan_seed: int = 0
     description: str = ""
@@ -177,6 +184,7 @@ class Experiment:
                     predictor=pred if prof != "model" else "baseline",
                     seed=seed,
                     plan_seed=self.plan_seed,
+                    backend=self.backend,
                 )
             )
         seen: dict[str, Cell] = {}

@@ -16,6 +16,7 @@ identical tables.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import tempfile
@@ -127,43 +128,78 @@ def lower_bound_ms(dag: Any, profiles: Any, configs: Sequence[Any]) -> float:
     return float(dag.critical_path(lambda t: profiles.exec_ms(t, fastest))[0])
 
 
-def compute_cell(cell: Cell) -> CellResult:
-    """Plan and simulate one cell.
+#: Environment variables that tell a real cell where to run (set by ``faasdag execute``).
+REDIS_URL_ENV = "FAASDAG_REDIS_URL"
+LAMBDA_ENDPOINT_ENV = "FAASDAG_LAMBDA_ENDPOINT"
 
-    The planner plans with ``cell.plan_seed`` (the same plan for every seed); the run is
-    simulated with ``cell.seed``.
+
+def _real_run(cell: Cell, workflow: Any, plan: Any, run_id: str) -> tuple[Any, Any, Any]:
+    """Run `plan` for real (``cell.backend`` is ``local`` or ``lambda``); check the results
+    against the direct computation; returns its (runs row, tasks, workers)."""
+    from runtime.client import run
+
+    if not hasattr(workflow, "check"):
+        raise ValueError(
+            f"workflow {cell.workflow!r} has no code to run: only examples run for real"
+        )
+    options: dict[str, Any] = {}
+    if cell.backend == "lambda" and os.environ.get(LAMBDA_ENDPOINT_ENV):
+        options["endpoint_url"] = os.environ[LAMBDA_ENDPOINT_ENV]
+    result = run(
+        workflow,
+        plan,
+        backend=cell.backend,
+        redis_url=os.environ.get(REDIS_URL_ENV, "redis://127.0.0.1:6379/0"),
+        run_id=run_id,
+        **options,
+    )
+    workflow.check(result.results)
+    row = result.runs.iloc[0].to_dict()
+    return row, result.tasks, result.workers
+
+
+def compute_cell(cell: Cell) -> CellResult:
+    """Plan one cell and simulate it (``backend = "sim"``) or run it for real.
+
+    The planner plans with ``cell.plan_seed`` (the same plan for every seed); a simulated run
+    uses ``cell.seed``; a real run goes to Redis (``FAASDAG_REDIS_URL``) and local threads or
+    Lambda (``FAASDAG_LAMBDA_ENDPOINT`` for the emulator), and its results are checked.
     """
     from planners import get_planner
     from planners.base import as_configs
     from sim.simulate import simulate
+    from traces.schema import make_frame
 
     workflow, predictor, truth, platform = cell_inputs(cell)
     dag = workflow.dag
     planner = get_planner(cell.planner)
     plan = planner.plan(dag, predictor, platform, cell.configs, seed=cell.plan_seed)
     run_id = f"c{cell.cell_id}"
-    result = simulate(dag, plan, truth, platform, cell.seed, run_id=run_id, workflow=cell.workflow)
-    from traces.schema import make_frame
-
     predicted = plan.predicted
-    runs = make_frame(
-        "runs",
-        [
-            result.run_row(
-                run_id=run_id,
-                workflow=cell.workflow,
-                dag_hash=dag.dag_hash,
-                planner=cell.planner,
-                backend="sim",
-                seed=cell.seed,
-                predicted_makespan_ms=predicted.makespan_ms,
-                config=cell.key,
-            )
-        ],
-    )
-    tasks = result.tasks.assign(planner=cell.planner)
+    labels = {
+        "run_id": run_id,
+        "workflow": cell.workflow,
+        "dag_hash": dag.dag_hash,
+        "planner": cell.planner,
+        "backend": cell.backend,
+        "seed": cell.seed,
+        "predicted_makespan_ms": predicted.makespan_ms,
+        "config": json.dumps(cell.key, sort_keys=True, default=str),
+    }
+    if cell.backend == "sim":
+        result = simulate(
+            dag, plan, truth, platform, cell.seed, run_id=run_id, workflow=cell.workflow
+        )
+        row, tasks, workers = result.run_row(**labels), result.tasks, result.workers
+    else:
+        row, tasks, workers = _real_run(cell, workflow, plan, run_id)
+        row.update(labels)
+        tasks = tasks.assign(workflow=cell.workflow)
+    runs = make_frame("runs", [row])
+    result_workers = workers
+    tasks = tasks.assign(planner=cell.planner)
     configs = as_configs(planner.params.get("configs") or cell.configs)
-    labels = pd.DataFrame(
+    cell_row = pd.DataFrame(
         [
             {
                 "cell_id": cell.cell_id,
@@ -184,7 +220,7 @@ def compute_cell(cell: Cell) -> CellResult:
         ],
         columns=list(CELL_COLUMNS),
     )
-    return CellResult(cell, runs, tasks, result.workers, labels)
+    return CellResult(cell, runs, tasks, result_workers, cell_row)
 
 
 # -- storage ----------------------------------------------------------------------------------

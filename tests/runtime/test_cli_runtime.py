@@ -13,16 +13,21 @@ from traces.io import TraceSet
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_execute_local_writes_the_trace_tables(redis_url, tmp_path, capsys):
-    """`faasdag execute EXAMPLE --backend local` checks the results and writes traces."""
+def test_execute_local_writes_what_run_writes(redis_url, tmp_path, capsys):
+    """`faasdag execute EXAMPLE --backend local` runs each planner's plan for real, checks the
+    results and writes the files `faasdag run` writes, with the comparison table."""
     out = tmp_path / "run"
-    code = main(
-        ["execute", "svd", "--backend", "local", "--redis-url", redis_url, "--out", str(out)]
-    )
+    code = main([
+        "execute", "svd", "--backend", "local", "--planners", "uniform,wukong",
+        "--redis-url", redis_url, "--out", str(out), "--no-plots",
+    ])  # fmt: skip
     assert code == 0
     traces = TraceSet.read(out)
-    assert len(traces.tasks) == 24 and traces.runs["backend"].tolist() == ["local"]
-    assert "traces written" in capsys.readouterr().out
+    assert len(traces.runs) == 2 and set(traces.runs["backend"]) == {"local"}
+    assert len(traces.tasks) == 2 * 24
+    assert (out / "summary.md").is_file() and (out / "cells.parquet").is_file()
+    printed = capsys.readouterr().out
+    assert "uniform" in printed and "wukong" in printed
 
 
 def test_execute_rejects_an_unknown_workflow(capsys):
@@ -49,7 +54,7 @@ def test_lambda_local_serves_and_execute_runs_on_it(redis_url, tmp_path):
         out = tmp_path / "run"
         code = main([
             "execute", "tree_reduction", "--backend", "lambda", "--endpoint-url", endpoint,
-            "--memory", "1024", "--redis-url", redis_url, "--out", str(out),
+            "--configs", "1024", "--redis-url", redis_url, "--out", str(out), "--no-plots",
         ])  # fmt: skip
         assert code == 0
         traces = TraceSet.read(out)
