@@ -6,6 +6,7 @@ Bad input exits with status 2 and one clear line on stderr naming the culprit.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -112,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"faasdag: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `faasdag ... | head`: the reader left; that is not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
+        return 0
 
 
 if __name__ == "__main__":
