@@ -2,6 +2,7 @@
 and against the simulator's run of the same plan."""
 
 import pytest
+from plans import plans_for
 
 from dag import DAG, Placement, Plan, ResourceConfig, Task
 from dag.examples import EXAMPLES, build_example
@@ -10,21 +11,6 @@ from sim.simulate import simulate
 from traces.profiles import FixedProfiles
 
 CFG = ResourceConfig(1024)
-
-
-def plans_for(dag: DAG) -> dict[str, Plan]:
-    """One fixed worker, every task flexible, and levels split over fixed workers."""
-    levels = dag.levels()
-    return {
-        "single": Plan({t: Placement("w", CFG) for t in dag}),
-        "flexible": Plan({t: Placement(None, CFG) for t in dag}),
-        "mixed": Plan(
-            {
-                t: Placement(None if levels[t] % 3 == 2 else f"w{i % 3}", CFG)
-                for i, t in enumerate(dag)
-            }
-        ),
-    }
 
 
 def call_of(example):

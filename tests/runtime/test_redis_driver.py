@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 import runtime_tasks as rt
+from plans import plans_for
 
 from dag import DAG, Placement, Plan, ResourceConfig, Task
 from dag.examples import EXAMPLES, build_example
@@ -18,20 +19,6 @@ from traces.io import TraceSet
 from worker.schedule import Schedule
 
 CFG = ResourceConfig(1024)
-
-
-def plans_for(dag: DAG) -> dict[str, Plan]:
-    levels = dag.levels()
-    return {
-        "single": Plan({t: Placement("w", CFG) for t in dag}),
-        "flexible": Plan({t: Placement(None, CFG) for t in dag}),
-        "mixed": Plan(
-            {
-                t: Placement(None if levels[t] % 3 == 2 else f"w{i % 3}", CFG)
-                for i, t in enumerate(dag)
-            }
-        ),
-    }
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
