@@ -2,8 +2,8 @@
 
 Rules (DESIGN.md, following WUKONG and octoflows):
 
-1. A *fixed* worker runs the tasks planned on its id one after another, in the DAG's
-   topological order; it waits for remote inputs (subscribe, check existence, then wait, so no
+1. A *fixed* worker runs the tasks planned on its id one after another, in the plan's order
+   (by default the DAG's topological order); it waits for remote inputs (subscribe, check existence, then wait, so no
    COMPLETED message is missed) and downloads them in parallel. Local inputs come from memory.
 2. A *flexible* worker (WUKONG) is started for one ready task. After each task it goes on with
    the ready flexible consumers it keeps (one continuation, plus clustered ones) and starts new
@@ -11,13 +11,17 @@ Rules (DESIGN.md, following WUKONG and octoflows):
 3. A task's output is uploaded only if it is a sink or some consumer will not read it from this
    worker's memory. Upload happens before any dependency counter is touched, unless the
    producer counts first on purpose (fan-in clustering, delayed I/O; their fan-ins then wait).
-4. Fan-in: each producer on another worker increments the consumer's counter exactly once; the
-   one that sees the count reach ``len(counted)`` starts the consumer: a fixed consumer's worker
-   is invoked unless already started (set-if-absent), a flexible consumer is kept by this worker
-   or gets a new one.
+4. Fan-in: each producer on another worker counts itself into the consumer's counter (a set,
+   so counting twice counts once); the one that sees it reach ``len(counted)`` starts the
+   consumer: a fixed consumer's worker is invoked unless already started, a flexible consumer
+   is kept by this worker or gets a new one. Every start is claimed first (set-if-absent), so
+   no worker, nor its retry, starts anything twice.
 5. COMPLETED is published for a task whose output a fixed worker elsewhere, a waiting fan-in,
    or the client (sinks) may be waiting for.
 6. ``None`` is a valid result: outputs travel as values, never as "missing" markers.
+7. A retry (``attempt`` > 0) of a lost worker re-runs the same logic but reads back every output
+   its lost attempt stored instead of running the task again, and resumes the fan-ins that
+   attempt had claimed to run itself.
 
 Optimizations (`worker.optimizations` holds their decisions) change these rules only where the
 plan's flags say so. The logic yields effects (`worker.effects`) and performs no I/O. `Worker`
