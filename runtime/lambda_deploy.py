@@ -109,7 +109,8 @@ def deploy(
 ) -> list[str]:
     """Create or update one function per distinct memory size of `configs`; returns the names.
 
-    The code is uploaded once per function (not per task).
+    The code is uploaded once per function (not per task), and Lambda's asynchronous retries are
+    switched off (``MaximumRetryAttempts=0``): the client retries lost workers itself.
     """
     import boto3
 
@@ -145,6 +146,9 @@ def deploy(
                 Timeout=timeout_s,
                 Environment={"Variables": dict(environment or {})},
             )
+        # The client re-invokes lost workers itself, as numbered attempts that read back what
+        # was stored; Lambda's own asynchronous retries would re-run a worker as attempt 0.
+        client.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
     return names
 
 

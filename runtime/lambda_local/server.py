@@ -7,7 +7,8 @@ Endpoints (Lambda API version 2015-03-31, JSON over HTTP on loopback):
   ``X-Amz-Function-Error: Unhandled``), ``Event`` (202, queued and run when a slot is free) or
   ``DryRun`` (204).
 - ``POST /2015-03-31/functions`` (CreateFunction), ``GET /2015-03-31/functions/{name}``
-  (GetFunction), ``PUT /2015-03-31/functions/{name}/code`` (UpdateFunctionCode): enough for the
+  (GetFunction), ``PUT /2015-03-31/functions/{name}/code`` (UpdateFunctionCode),
+  ``PUT /2019-09-25/functions/{name}/event-invoke-config`` (recorded only): enough for the
   deployer; a zip is unpacked and run as the function's code.
 
 Each function (one per memory size) has a pool of execution environments
@@ -171,6 +172,8 @@ class LambdaEmulator:
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.environ = dict(os.environ if environ is None else environ)
         self.functions: dict[str, FunctionConfig] = {}
+        # PutFunctionEventInvokeConfig calls, by function (async retries are never made here).
+        self.event_invoke_configs: dict[str, dict[str, Any]] = {}
         self.stats = Stats()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrency)
@@ -403,6 +406,9 @@ def default_runtime_client() -> str:
     return "awslambdaric"
 
 
+EVENT_CONFIG_PREFIX = "/2019-09-25/functions"
+
+
 def _invoke_api(emulator: LambdaEmulator) -> type[BaseHTTPRequestHandler]:
     prefix = "/2015-03-31/functions"
 
@@ -431,6 +437,14 @@ def _invoke_api(emulator: LambdaEmulator) -> type[BaseHTTPRequestHandler]:
             body = self._body()
             path = urllib.parse.urlsplit(self.path).path
             try:
+                if method == "PUT" and path.startswith(EVENT_CONFIG_PREFIX):
+                    # PutFunctionEventInvokeConfig: recorded; the emulator never retries anyway.
+                    name = path[len(EVENT_CONFIG_PREFIX) :].strip("/").split("/")[0]
+                    emulator.function(name)
+                    config = {"FunctionArn": name, **json.loads(body or b"{}")}
+                    emulator.event_invoke_configs[name] = config
+                    self._reply(200, json.dumps(config).encode())
+                    return
                 if not path.startswith(prefix):
                     raise LambdaAPIError(404, "UnknownOperationException", f"no route {path}")
                 rest = path[len(prefix) :].strip("/")

@@ -314,6 +314,7 @@ def test_deployer_packages_creates_updates_and_the_functions_run(redis_url, tmp_
             zip_path, [CFG], role_arn="arn:aws:iam::0:role/x", endpoint_url=emu.endpoint_url
         )
         assert names == ["faasdag-1024"]
+        assert emu.event_invoke_configs["faasdag-1024"]["MaximumRetryAttempts"] == 0
         assert str(emu.functions["faasdag-1024"].code_dir).startswith("/tmp")
         assert deploy(zip_path, [CFG], role_arn="r", endpoint_url=emu.endpoint_url) == names
         plan = None
