@@ -19,7 +19,6 @@ What a planner accepts as `predictor` (normalised once by `predicted_profiles`):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -323,10 +322,7 @@ class Context:
         """Time of one transfer alone on idle links, by the platform's network model: a store
         round trip plus bytes over the slower of the worker's and the store's link (ms).
         A decision aid only; timelines come from simulation."""
-        platform = self.platform
-        bandwidth = min(platform.link_bytes_per_ms(config), platform.store_bandwidth_bytes_per_ms)
-        payload = 0.0 if math.isinf(bandwidth) else np.asarray(nbytes, dtype=float) / bandwidth
-        return platform.store_op_ms + payload
+        return self.platform.ideal_transfer_ms(config, nbytes)
 
     def startup_estimate_ms(self) -> float:
         """Extra latency of starting a new (warm) worker: the invoke call plus a warm start."""

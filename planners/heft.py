@@ -102,23 +102,13 @@ def mean_ranks(
     return up, down
 
 
-def _ready(dag, task, proc, finish, where, comm: CommCost) -> float:
-    return max(
-        (
-            finish[d] + (0.0 if where[d] == proc else comm(d, task, where[d], proc))
-            for d in dag.predecessors(task)
-        ),
-        default=0.0,
-    )
-
-
 def _place(dag, task, procs, cost, finish, start, where, busy, comm) -> None:
     """Put `task` on whichever of `procs` finishes it earliest (insertion policy)."""
     best = None
     inputs = [(finish[d], where[d], d) for d in dag.predecessors(task)]
     costs = cost[task]
     for proc in procs:
-        ready = 0.0  # when the last input can be on `proc` (the loop is `_ready`, unrolled)
+        ready = 0.0  # when the last input can be on `proc`
         for finished, source, dep in inputs:
             arrival = finished if source == proc else finished + comm(dep, task, source, proc)
             if arrival > ready:

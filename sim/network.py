@@ -192,12 +192,8 @@ class Network:
         return self.platform.pubsub_ms
 
     def ideal_transfer_ms(self, config: ResourceConfig, nbytes: int) -> float:
-        """Time of a transfer alone on idle links: latency + bytes / the slower bandwidth, ms."""
-        bandwidth = min(
-            self.platform.link_bytes_per_ms(config), self.platform.store_bandwidth_bytes_per_ms
-        )
-        payload_ms = 0.0 if nbytes == 0 or math.isinf(bandwidth) else nbytes / bandwidth
-        return self.platform.store_op_ms + payload_ms
+        """Time of a transfer alone on idle links (see `Platform.ideal_transfer_ms`), ms."""
+        return float(self.platform.ideal_transfer_ms(config, nbytes))
 
 
 def _batch_finish_ms(sizes: list[int], bandwidth: float) -> list[float]:

@@ -241,6 +241,14 @@ class Platform:
         scaled = self.link_bytes_per_ms_per_gb * config.memory_gb
         return min(max(scaled, self.link_min_bytes_per_ms), self.link_max_bytes_per_ms)
 
+    def ideal_transfer_ms(self, config: ResourceConfig, nbytes):
+        """Time of one transfer alone on idle links: the store's command latency plus bytes over
+        the slower of the worker's and the store's link, ms (`nbytes` may be an array)."""
+        bandwidth = min(self.link_bytes_per_ms(config), self.store_bandwidth_bytes_per_ms)
+        if math.isinf(bandwidth):
+            return self.store_op_ms + 0.0 * np.asarray(nbytes, dtype=float)
+        return self.store_op_ms + np.asarray(nbytes, dtype=float) / bandwidth
+
     def sample_cold_start_ms(self, config: ResourceConfig, rng: np.random.Generator) -> float:
         """Draw one cold start, ms: ``max(min, median * exp(sigma * Z))``.
 
