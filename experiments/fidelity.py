@@ -7,11 +7,13 @@ then topped up; see `record`). Every recorded run is predicted by a simulation t
 
 - profiles: per task, the median exec ms and output bytes over the other runs of the same DAG
   (every planner's runs; the emulator does not limit CPU, so exec time does not depend on the
-  memory size);
+  memory size); on a preset with a shared host (finite ``host_cpus``) each recorded exec time
+  is first turned into its time alone (`traces.contention.solo_exec_ms`), since the simulator
+  shares the host's CPUs itself;
 - platform: the calibrated preset (``sim/presets/local.toml``) in its warm regime (cold-start
   draws replaced by the warm start-up, as the measured runs had warm pools); with
-  ``refine=True`` (the default) its invoke latency is re-fitted on the other runs' workers
-  tables (median ``ready_ms - invoked_ms`` of warm workers, minus the warm start);
+  ``refine=True`` (the default) and a preset without a shared host, latencies are re-fitted on
+  the other runs (`refined_platform`);
 - the plan: the cell's planner re-planned with the workflow's modelled profiles on the preset
   (deterministic, so the same plan that ran).
 
@@ -62,6 +64,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 #: Unrecorded runs of a cell's plan before its recorded ones.
 WARMUP_RUNS = 2
+#: Idle workers per config beyond a warm-up run's count, topped up before each recorded run.
+POOL_MARGIN = 2
 #: Attempts of one real run whose trace rows the schema rejects (see `Bench.run`).
 RUN_ATTEMPTS = 3
 CONFIG_KEYS = {
@@ -281,7 +285,9 @@ def record(
     """Run every cell of `config` for real on the local emulator; returns the TraceSet.
 
     Each cell: plan; `WARMUP_RUNS` warm-up runs (not recorded: they start the processes the
-    plan needs and load the workflow's modules in them); then ``repetitions`` recorded runs. The runs table carries the
+    plan needs and load the workflow's modules in them); then ``repetitions`` recorded runs,
+    each after the pools are topped up to the warm-up's workers per config plus `POOL_MARGIN`
+    (invocations that pile up differently would otherwise start a cold process now and then). The runs table carries the
     cell in ``config`` (JSON: workflow, planner, configs, repetition, preset) and the plan's
     predicted makespan on the warm preset.
     """
@@ -294,9 +300,14 @@ def record(
         for workflow in config.workflows:
             for planner in config.planners:
                 example, plan = plan_cell(workflow, planner, config.configs, platform)
+                needed: dict[int, int] = {}
                 for _ in range(WARMUP_RUNS):  # processes started and workflow modules loaded
-                    bench.run(example, plan)
+                    warmup = bench.run(example, plan)
+                    for memory_mb, n in warmup.workers["memory_mb"].value_counts().items():
+                        needed[int(memory_mb)] = max(needed.get(int(memory_mb), 0), int(n))
                 for rep in range(config.repetitions):
+                    for memory_mb, n in needed.items():  # steady state: no run starts cold
+                        bench.prewarm(memory_mb, n + POOL_MARGIN)
                     result = bench.run(example, plan)
                     cell = {
                         "workflow": workflow,
@@ -334,17 +345,22 @@ def billed_cost_usd(workers: pd.DataFrame, platform: Any) -> float:
     return gb_s * platform.price_per_gb_s + len(workers) * platform.price_per_request
 
 
-def median_profiles(dag: Any, tasks: pd.DataFrame) -> Any:
+def median_profiles(dag: Any, tasks: pd.DataFrame, host_cpus: float = math.inf) -> Any:
     """Profiles of `dag`: per task, the median exec ms, input and output bytes over `tasks`
-    (rows of other runs; originals only, duplicates dropped).
+    (rows of other runs; originals only, duplicates dropped). With finite `host_cpus` the exec
+    times are first turned into times alone (`traces.contention.solo_exec_ms`), for a platform
+    whose simulated host shares that many CPUs.
 
     Raises
     ------
     traces.ProfileError
         Naming a task with no row.
     """
+    from traces.contention import solo_exec_ms
     from traces.profiles import ProfileError, TaskProfiles
 
+    # Every row of a run shared the host, duplicates too: work alone before filtering.
+    tasks = tasks.assign(exec_ms=solo_exec_ms(tasks, host_cpus))
     rows = tasks[(tasks["dag_hash"] == dag.dag_hash) & ~tasks["duplicated"]]
     stats = rows.groupby("task_id")[["exec_ms", "input_bytes", "output_bytes"]].median()
     missing = [t for t in dag.topological_order() if t not in stats.index]
@@ -365,7 +381,8 @@ def refined_platform(
     """`platform` re-fitted on recorded runs (other runs only): the machine under load.
 
     Microbenchmarks run on an idle machine; during a run, the workers, Redis and the client
-    share two cores, so every round trip is slower. From the training rows:
+    share two cores, so every round trip is slower. A platform with finite ``host_cpus``
+    simulates that sharing itself and is returned unchanged. Otherwise, from the training rows:
 
     - invoke latency: median ``ready_ms - invoked_ms`` of warm workers, minus the warm start;
     - store bandwidth: `runtime.calibrate.fit_transfer` on (bytes, ms) of recorded uploads and
@@ -377,6 +394,8 @@ def refined_platform(
     from runtime.calibrate import fit_transfer
     from sim.simulate import simulate
 
+    if not math.isinf(platform.host_cpus):
+        return platform  # it simulates the load itself: a re-fit would count it twice
     overrides: dict[str, float] = {}
     warm = workers[workers["startup"] == "warm"]
     if not warm.empty:
@@ -395,7 +414,7 @@ def refined_platform(
     refined = platform.with_overrides(**overrides)
     if dag is not None and plan is not None and refined.store_op_ms > 0:
         recorded = tasks.loc[tasks["dc_ms"] > 0, "dc_ms"]
-        probe = median_profiles(dag, tasks)
+        probe = median_profiles(dag, tasks, platform.host_cpus)
         simulated = simulate(dag, plan, probe, refined, seed=0).tasks
         modelled = simulated.loc[simulated["dc_ms"] > 0, "dc_ms"]
         if len(recorded) and len(modelled):
@@ -432,7 +451,7 @@ def validate_traces(
         train_ids = set(runs.loc[runs["dag_hash"] == run.dag_hash, "run_id"]) - {run.run_id}
         train_tasks = traces.tasks[traces.tasks["run_id"].isin(train_ids)]
         train_workers = traces.workers[traces.workers["run_id"].isin(train_ids)]
-        profiles = median_profiles(example.dag, train_tasks)
+        profiles = median_profiles(example.dag, train_tasks, base.host_cpus)
         platform = (
             refined_platform(base, train_tasks, train_workers, example.dag, plan)
             if refine

@@ -10,7 +10,9 @@ What is measured (`calibrate_local`, against the local Lambda emulator and a Red
 - store operation latency: `RedisStore` commands (counter, SET NX, EXISTS) round trips;
 - pub/sub latency: from PUBLISH to delivery to a subscriber thread;
 - upload and download time against object size (numpy arrays through `RedisStore.put` / `get`,
-  serialisation included), fitted as ``latency + nbytes / bandwidth``.
+  serialisation included), fitted as ``latency + nbytes / bandwidth``;
+- the machine's CPUs (``host_cpus``): emulator workers, Redis and the client share them, so the
+  simulator runs every task and overhead on one processor-sharing host of that many CPUs.
 
 The fit (`fit_platform`) turns the samples into `sim.Platform` fields; `preset_toml` writes them
 as a preset that ``Platform.preset(path)`` loads, with the per-memory-size figures as comments
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 import uuid
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import runtime.redis_driver  # noqa: F401  (a probe's cold start imports what a worker imports)
+from dag.lang import task
 from runtime.local_redis import local_redis
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,10 @@ CALIBRATED_FIELDS = (
     "link_bytes_per_ms_per_gb",
     "link_min_bytes_per_ms",
     "link_max_bytes_per_ms",
+    "worker_setup_ms",
+    "task_overhead_ms",
+    "invocation_cpu_ms",
+    "host_cpus",
 )
 AWS_PRICES = {
     "price_per_gb_s": 0.0000166667,
@@ -161,6 +169,39 @@ def fit_transfer(pairs: Sequence[Sequence[float]]) -> tuple[float, float]:
     return latency, 1.0 / slope
 
 
+def host_cpus() -> int:
+    """CPUs this process may run on (the emulator's workers inherit them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def fit_worker_overheads(samples: dict[str, list[Any]], invoke_ms: float) -> dict[str, float]:
+    """``worker_setup_ms``, ``task_overhead_ms`` and ``invocation_cpu_ms`` from the samples of
+    `bench_worker_overheads` (all zero when absent).
+
+    A run's busy CPU is ``c + n_workers * w + n_tasks * t`` (``c``: the client's fixed work).
+    The chain (1 worker, n tasks) and the doubled chain give ``t``, the task overhead; the
+    fan-out (k + 1 workers, k + 2 tasks) then gives ``w``, the CPU of one invocation. Of ``w``,
+    the worker's setup (measured on its path) and the invoke call are modelled where they
+    happen; the rest is the platform's own work per invocation (`invocation_cpu_ms`).
+    """
+    if not samples.get("cpu_chain"):
+        return {"worker_setup_ms": 0.0, "task_overhead_ms": 0.0, "invocation_cpu_ms": 0.0}
+    n_chain, n_fanout = samples["overhead_shape"]
+    chain, chain2 = _median(samples["cpu_chain"]), _median(samples["cpu_chain2"])
+    per_task = max((chain2 - chain) / n_chain, 0.0)
+    per_worker = _median(samples["cpu_fanout"]) - chain - (n_fanout + 2 - n_chain) * per_task
+    per_worker = max(per_worker / n_fanout, 0.0)
+    setup = _median(samples["worker_setup_ms"])
+    return {
+        "worker_setup_ms": round(setup, 3),
+        "task_overhead_ms": round(per_task, 4),
+        "invocation_cpu_ms": round(max(per_worker - setup - invoke_ms, 0.0), 3),
+    }
+
+
 def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurrency: int) -> dict:
     """`sim.Platform` fields from calibration samples (see `Calibration.samples`).
 
@@ -179,6 +220,7 @@ def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurre
     # One store link for both directions: the harmonic mean of the two bandwidths moves a
     # byte up and down in the measured total time.
     bandwidth = 2.0 / (1.0 / up_bw + 1.0 / down_bw)
+    overheads = fit_worker_overheads(samples, invoke_ms + warm_ms)
     return {
         "cold_start_median_ms": round(median, 3),
         "cold_start_sigma": round(sigma, 4),
@@ -194,6 +236,9 @@ def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurre
         "link_bytes_per_ms_per_gb": math.inf,
         "link_min_bytes_per_ms": 0.0,
         "link_max_bytes_per_ms": math.inf,
+        # Workers, emulator, Redis and client share this machine's cores.
+        "host_cpus": float(host_cpus()),
+        **overheads,
         # Kept for the report (not Platform fields):
         "_upload_latency_ms": round(up_latency, 4),
         "_download_latency_ms": round(down_latency, 4),
@@ -416,6 +461,94 @@ def _bench_pubsub(client: Any, store: Any, n: int) -> list[float]:
     return latencies
 
 
+@task
+def noop(*inputs: Any) -> int:
+    """A task that does nothing (the overhead benchmark's task function)."""
+    return 0
+
+
+def _busy_cpu_ms() -> float:
+    """CPU-ms every process of this machine has used since boot (Linux ``/proc/stat``)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def _overhead_workflows(n_chain: int, n_fanout: int) -> dict[str, Any]:
+    """(workflow, plan) per benchmark: a chain of `n_chain` no-ops on one worker, one of twice
+    that, and a fan-out of `n_fanout` one-task workers between a root and a sink."""
+    from dag.lang import build
+    from dag.plan import Placement, Plan
+    from dag.resources import ResourceConfig
+
+    step = noop
+    config = ResourceConfig(DEFAULT_MEMORY_MB[0])
+    out: dict[str, Any] = {}
+    for name, length in (("chain", n_chain), ("chain2", 2 * n_chain)):
+        ref = step()
+        for _ in range(length - 1):
+            ref = step(ref)
+        workflow = build(ref, name=name)
+        placements = {t: Placement("w0", config) for t in workflow.dag.topological_order()}
+        out[name] = (workflow, Plan(placements, planner="calibrate"))
+    root = step()
+    sink = step([step(root) for _ in range(n_fanout)])
+    workflow = build(sink, name="fanout")
+    order = workflow.dag.topological_order()  # the root first, the sink last
+    placements = {}
+    for i, task_id in enumerate(order):
+        ends = task_id in (order[0], order[-1])
+        placements[task_id] = Placement("w0" if ends else f"w{i}", config)
+    out["fanout"] = (workflow, Plan(placements, planner="calibrate"))
+    return out
+
+
+def bench_worker_overheads(
+    endpoint_url: str, redis_url: str, *, n_chain: int = 100, n_fanout: int = 8, repeats: int = 5
+) -> dict[str, list[float]]:
+    """What faasdag's own worker costs on an idle machine, from real runs of no-op workflows.
+
+    Samples (ms): ``worker_setup_ms`` (a warm worker's handler start to its first task),
+    ``task_wall_ms`` (per task of the chain on one worker), and the machine's busy CPU-ms of
+    each run of the chain, the doubled chain and the fan-out (``cpu_chain``, ``cpu_chain2``,
+    ``cpu_fanout``), from which `fit_platform` solves the CPU per task and per invocation.
+    The workers run the first memory size's function (``faasdag-<MB>``).
+    """
+    from runtime.client import run
+
+    samples: dict[str, list[float]] = {
+        "overhead_shape": [float(n_chain), float(n_fanout)],
+        "worker_setup_ms": [],
+        "task_wall_ms": [],
+        "cpu_chain": [],
+        "cpu_chain2": [],
+        "cpu_fanout": [],
+    }
+    cells = _overhead_workflows(n_chain, n_fanout)
+    for name, (workflow, plan) in cells.items():
+        for rep in range(repeats + 1):
+            before = _busy_cpu_ms()
+            result = run(
+                workflow, plan, backend="lambda", endpoint_url=endpoint_url, redis_url=redis_url
+            )
+            used = _busy_cpu_ms() - before
+            if rep == 0:
+                continue  # the warm-up run starts the processes
+            samples[f"cpu_{name}"].append(used)
+            tasks, workers = result.tasks, result.workers
+            first = tasks.sort_values("start_ms").groupby("worker_id").head(1)
+            ready = workers.set_index("worker_id")["ready_ms"]
+            samples["worker_setup_ms"].extend(
+                float(start - ready[w])
+                for w, start in zip(first["worker_id"], first["start_ms"], strict=True)
+            )
+            if name == "chain":
+                span = float(tasks["end_ms"].max() - tasks["start_ms"].min())
+                samples["task_wall_ms"].append(span / len(tasks))
+    return samples
+
+
 def calibrate_local(
     redis_url: str | None = None,
     *,
@@ -449,7 +582,6 @@ def calibrate_local(
     RuntimeError
         If no redis-server is found and no `redis_url` is given.
     """
-    import os
     import platform as host_platform
 
     from runtime.lambda_local import LambdaEmulator
@@ -473,6 +605,8 @@ def calibrate_local(
             )
         )
         samples.update(bench_store(redis_url, sizes, n_ops=n_ops, n_transfers=n_transfers))
+        emulator.add_function(f"faasdag-{DEFAULT_MEMORY_MB[0]}", DEFAULT_MEMORY_MB[0])
+        samples.update(bench_worker_overheads(emulator.endpoint_url, redis_url))
     fields = fit_platform(samples, keep_alive_s=keep_alive_s, concurrency=max_concurrency)
     meta = {
         "backend": "local",

@@ -18,6 +18,7 @@ import simpy
 
 from dag.resources import ResourceConfig
 from sim.costs import CostLedger
+from sim.host import Host
 from sim.network import Network
 from sim.platform import Container, ContainerPools, Platform
 from sim.sharing import ProcessorSharing
@@ -88,8 +89,9 @@ class SimDriver:
         self.schedule = schedule
         self.profiles = profiles
         self.platform = platform
-        self.network = Network(env, platform)
-        self.pools = ContainerPools(env, platform, rng)
+        self.host = Host(env, platform.host_cpus)
+        self.network = Network(env, platform, self.host)
+        self.pools = ContainerPools(env, platform, rng, self.host)
         self.ledger = CostLedger(platform)
         self.recorder = TraceRecorder(schedule, billing_ms=platform.billing_granularity_ms)
         self.invocations: list[Invoke] = []
@@ -131,7 +133,7 @@ class SimDriver:
         if isinstance(effect, Parallel):
             kinds = {type(member) for member in effect.effects}
             if len(kinds) == 1 and kinds <= _UNIFORM_LATENCY:
-                return (yield from self._perform_together(worker_id, effect.effects))
+                return (yield from self._perform_in_turn(worker_id, effect.effects))
             if kinds == {Download} and worker_id != CLIENT:
                 return (yield from self._download_together(worker_id, effect.effects))
             self._overlapping[worker_id] = self._overlapping.get(worker_id, 0) + 1
@@ -146,15 +148,17 @@ class SimDriver:
             raise DriverError(
                 f"sim driver has no handler for effect {effect!r} (worker {worker_id!r})"
             )
+        if type(effect) is Execute and self.platform.task_overhead_ms > 0:
+            yield self.host.work(self.platform.task_overhead_ms)
         start = self.env.now
         result, nbytes = yield from handler(self, worker_id, effect)
         self.recorder.effect(worker_id, effect, start, self.env.now, nbytes)
         return result
 
-    def _perform_together(self, worker_id: str, effects: tuple[Any, ...]):
-        """Same-kind effects of equal latency, concurrently: one wait, then each applies in
-        order (a shortcut for SimPy's sake; the outcome equals one process per effect)."""
-        start = self.env.now
+    def _perform_in_turn(self, worker_id: str, effects: tuple[Any, ...]):
+        """Same-kind commands (store commands, invoke calls) one after another, each applied
+        when its round trip ends: a worker has one connection and the real drivers send them
+        in turn."""
         kind = type(effects[0])
         if kind is Invoke:
             latency = self.platform.invoke_latency_ms
@@ -163,10 +167,11 @@ class SimDriver:
         else:
             latency = self.platform.store_op_ms
             self.network.n_store_ops += len(effects)
-        if latency > 0:
-            yield self.env.timeout(latency)
         results = []
         for effect in effects:
+            start = self.env.now
+            if latency > 0:
+                yield self.host.work(latency)
             result = _APPLY[kind](self, worker_id, effect, start)
             self.recorder.effect(worker_id, effect, start, self.env.now, 0)
             results.append(result)
@@ -230,6 +235,8 @@ class SimDriver:
             idle_ms = container.busy_since_ms - container.invocations[-1].end_ms
             self.ledger.idle(invocation.config, idle_ms)
             self.recorder.worker_prewarmed(invocation.worker_id)
+        if self.platform.worker_setup_ms > 0:
+            yield self.host.work(self.platform.worker_setup_ms)
         yield from Worker(self.schedule, invocation).mock_execute_branch(self)
         busy_ms = self.pools.release(container)
         self.ledger.invocation(invocation.config, busy_ms)
@@ -283,7 +290,9 @@ def _execute(driver: SimDriver, worker_id: str, effect: Execute):
     if not (math.isfinite(exec_ms) and exec_ms >= 0):
         raise DriverError(f"profile gives exec_ms={exec_ms!r} for task {effect.task_id!r}")
     if exec_ms > 0:
-        if driver._overlapping.get(worker_id):
+        if driver.host.shared:  # every worker's tasks share the machine's cores
+            yield driver.host.work(exec_ms)
+        elif driver._overlapping.get(worker_id):
             yield driver.cpu(worker_id).serve(exec_ms)
         else:  # alone on the worker: processor sharing with one job is a plain delay
             yield driver.env.timeout(exec_ms)
@@ -337,6 +346,10 @@ def _apply_subscribe(driver: SimDriver, worker_id: str, effect: Subscribe, start
 
 def _apply_invoke(driver: SimDriver, worker_id: str, effect: Invoke, start_ms: float) -> None:
     driver.invocations.append(effect)
+    if driver.host.shared and driver.platform.invocation_cpu_ms > 0:
+        # The platform's own work for this invocation (API server, runtime client, logs) runs
+        # beside the invoker and the worker: it slows them only by taking the host's CPUs.
+        driver.host.work(driver.platform.invocation_cpu_ms)
     driver.env.process(driver.worker_process(effect, start_ms))
 
 
@@ -383,7 +396,7 @@ def _invoke(driver: SimDriver, worker_id: str, effect: Invoke):
     """The invoker waits for the API call; the worker starts once the request arrives."""
     invoked_ms = driver.env.now
     if driver.platform.invoke_latency_ms > 0:
-        yield driver.env.timeout(driver.platform.invoke_latency_ms)
+        yield driver.host.work(driver.platform.invoke_latency_ms)
     _apply_invoke(driver, worker_id, effect, invoked_ms)
     return None, 0
 

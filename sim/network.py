@@ -13,6 +13,7 @@ from typing import Any, Literal
 import simpy
 
 from dag.resources import ResourceConfig
+from sim.host import Host
 from sim.platform import Platform
 from sim.sharing import ProcessorSharing
 
@@ -35,6 +36,8 @@ class Network:
         The simulation clock (ms).
     platform : Platform
         Bandwidths (bytes/ms) and latencies (ms).
+    host : Host, optional
+        Where the latencies' work runs (default: the platform's ``host_cpus``).
 
     Attributes
     ----------
@@ -50,9 +53,12 @@ class Network:
         Pub/sub messages published.
     """
 
-    def __init__(self, env: simpy.Environment, platform: Platform) -> None:
+    def __init__(
+        self, env: simpy.Environment, platform: Platform, host: Host | None = None
+    ) -> None:
         self.env = env
         self.platform = platform
+        self.host = host if host is not None else Host(env, platform.host_cpus)
         self.store_link = ProcessorSharing(env, platform.store_bandwidth_bytes_per_ms, name="store")
         self._links: dict[Hashable, tuple[ResourceConfig, ProcessorSharing]] = {}
         self.bytes_up = 0
@@ -119,7 +125,7 @@ class Network:
         else:
             self.bytes_down += nbytes
         if latency and self.platform.store_op_ms > 0:
-            yield self.env.timeout(self.platform.store_op_ms)
+            yield self.host.work(self.platform.store_op_ms)
         if nbytes > 0:
             # Both links serve the bytes at once; waiting on each in turn is waiting for both.
             on_worker_link = worker_link.serve(nbytes)
@@ -161,7 +167,8 @@ class Network:
             self.bytes_down += sum(sizes)
         delay = self.platform.store_op_ms if latency else 0.0
         if delay > 0:
-            yield self.env.timeout(delay)
+            yield self.host.work(delay)
+            delay = self.env.now - now
         link_ms = _batch_finish_ms(sizes, self.platform.link_bytes_per_ms(config))
         start = self.env.now
         self._batch_busy_until[worker_key] = start + max(link_ms, default=0.0)
@@ -180,16 +187,18 @@ class Network:
     def store_op(self) -> Generator[simpy.Event, Any, float]:
         """SimPy process body: one small store command (INCR, SETNX, EXISTS); return elapsed ms."""
         self.n_store_ops += 1
+        start_ms = self.env.now
         if self.platform.store_op_ms > 0:
-            yield self.env.timeout(self.platform.store_op_ms)
-        return self.platform.store_op_ms
+            yield self.host.work(self.platform.store_op_ms)
+        return self.env.now - start_ms
 
     def publish(self) -> Generator[simpy.Event, Any, float]:
         """SimPy process body: publish one message; returns once subscribers have it (elapsed ms)."""
         self.n_publishes += 1
+        start_ms = self.env.now
         if self.platform.pubsub_ms > 0:
-            yield self.env.timeout(self.platform.pubsub_ms)
-        return self.platform.pubsub_ms
+            yield self.host.work(self.platform.pubsub_ms)
+        return self.env.now - start_ms
 
     def ideal_transfer_ms(self, config: ResourceConfig, nbytes: int) -> float:
         """Time of a transfer alone on idle links (see `Platform.ideal_transfer_ms`), ms."""

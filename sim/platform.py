@@ -21,6 +21,7 @@ import numpy as np
 import simpy
 
 from dag.resources import ResourceConfig
+from sim.host import Host
 
 Startup = Literal["warm", "cold"]
 
@@ -70,6 +71,20 @@ class Platform:
         Store prices, USD per GB (2**30 bytes) moved and USD per command.
     billing_granularity_ms : float
         Billed durations are rounded up to a multiple of this, ms.
+    worker_setup_ms : float
+        Work of a worker between its start-up and its first effect (connect to the store, load
+        the run's context), ms.
+    task_overhead_ms : float
+        The worker's own work per task beside the task's function and transfers (scheduling,
+        bookkeeping, (de)serialising small values), ms, spent before the task executes.
+    invocation_cpu_ms : float
+        CPU-ms the platform spends per invocation beside the invoker's call and the worker's
+        own work (API server, runtime client, log shipping); it only takes CPUs from the others,
+        so it matters only with finite `host_cpus`.
+    host_cpus : float
+        CPUs of the one machine every container runs on (a local emulator), shared by tasks and
+        by the platform's local work (`sim.host.Host`); inf (clouds) gives each container its
+        own. With a finite value, times above are CPU-ms on an idle machine.
 
     Raises
     ------
@@ -96,6 +111,10 @@ class Platform:
     store_price_per_gb_transferred: float = 0.0
     store_price_per_op: float = 0.0
     billing_granularity_ms: float = 1.0
+    worker_setup_ms: float = 0.0
+    task_overhead_ms: float = 0.0
+    invocation_cpu_ms: float = 0.0
+    host_cpus: float = math.inf
 
     # field -> (lowest value, whether inf is allowed, whether the lowest value is allowed)
     _RANGES = {
@@ -116,6 +135,10 @@ class Platform:
         "store_price_per_gb_transferred": (0.0, False, True),
         "store_price_per_op": (0.0, False, True),
         "billing_granularity_ms": (0.0, False, False),
+        "worker_setup_ms": (0.0, False, True),
+        "task_overhead_ms": (0.0, False, True),
+        "invocation_cpu_ms": (0.0, False, True),
+        "host_cpus": (0.0, True, False),
     }
 
     def __post_init__(self) -> None:
@@ -338,6 +361,8 @@ class ContainerPools:
     platform : Platform
     rng : numpy.random.Generator
         Source of cold-start draws (seeded by the caller).
+    host : Host, optional
+        Where start-ups run (default: the platform's ``host_cpus``).
 
     Attributes
     ----------
@@ -354,11 +379,16 @@ class ContainerPools:
     """
 
     def __init__(
-        self, env: simpy.Environment, platform: Platform, rng: np.random.Generator
+        self,
+        env: simpy.Environment,
+        platform: Platform,
+        rng: np.random.Generator,
+        host: Host | None = None,
     ) -> None:
         self.env = env
         self.platform = platform
         self.rng = rng
+        self.host = host if host is not None else Host(env, platform.host_cpus)
         limit = platform.concurrency_limit
         self._slots = None if limit is None else simpy.Resource(env, capacity=limit)
         self._idle: dict[ResourceConfig, deque[Container]] = {}
@@ -511,5 +541,5 @@ class ContainerPools:
         container._slot = slot
         container._is_prewarm = prewarm
         if container.startup_ms > 0:
-            yield self.env.timeout(container.startup_ms)
+            yield self.host.work(container.startup_ms)
         return container

@@ -24,16 +24,19 @@ from sim.platform import Platform
 from traces.io import TraceSet
 from traces.shipped import list_shipped, load_shipped, shipped_path
 
-OFFLINE_MEDIAN = 0.45
-OFFLINE_P90 = 0.90
-LIVE_MEDIAN = 0.60
+OFFLINE_MEDIAN = 0.20
+OFFLINE_P90 = 0.45
+LIVE_MEDIAN = 0.35
 
 
 def test_local_preset_loads_with_measured_values():
-    """The shipped local preset loads and holds calibrated (non-default) start-up figures."""
+    """The shipped local preset loads and holds calibrated (non-default) figures: start-ups,
+    store latencies, the worker's own overheads and the machine's CPUs."""
     platform = Platform.preset("local")
-    assert platform.cold_start_median_ms > platform.warm_start_ms > 0
+    assert platform.cold_start_median_ms > platform.warm_start_ms >= 0
     assert 0 < platform.store_op_ms < 10 and math.isfinite(platform.store_bandwidth_bytes_per_ms)
+    assert platform.worker_setup_ms > 0 and platform.task_overhead_ms > 0
+    assert 1 <= platform.host_cpus < math.inf
 
 
 def test_shipped_trace_sets_read_back_with_the_schema_validator():
@@ -106,3 +109,23 @@ def test_calibrate_writes_a_loadable_preset(redis_url, tmp_path):
     path = write_preset(calibration, tmp_path / "mine.toml")
     platform = Platform.preset(str(path))
     assert platform.name == "mine" and platform.cold_start_median_ms > 0
+
+
+def test_worker_overheads_solve_the_cpu_budget():
+    """From busy-CPU samples built with known c, w and t, the fit recovers t and the part of w
+    not modelled elsewhere (w - setup - invoke)."""
+    from runtime.calibrate import fit_worker_overheads
+
+    c, w, t, n, k = 40.0, 9.0, 0.2, 100, 8
+    samples = {
+        "overhead_shape": [float(n), float(k)],
+        "cpu_chain": [c + w + n * t] * 3,
+        "cpu_chain2": [c + w + 2 * n * t] * 3,
+        "cpu_fanout": [c + (k + 1) * w + (k + 2) * t] * 3,
+        "worker_setup_ms": [1.0, 2.0, 3.0],
+    }
+    fitted = fit_worker_overheads(samples, invoke_ms=1.5)
+    assert fitted["task_overhead_ms"] == pytest.approx(t)
+    assert fitted["worker_setup_ms"] == pytest.approx(2.0)
+    assert fitted["invocation_cpu_ms"] == pytest.approx(w - 2.0 - 1.5)
+    assert set(fit_worker_overheads({}, 1.0).values()) == {0.0}

@@ -337,3 +337,17 @@ def test_every_planner_runs_on_the_emulator(planner, emulator, redis_url):
     result = run_on(emulator, example, plan, redis_url=redis_url)
     example.check(result.results)
     assert set(result.workers["memory_mb"]) <= {CFG.memory_mb, BIG.memory_mb}
+
+
+def test_worker_environment_sizes_native_thread_pools_to_the_config():
+    """A worker process gets BLAS/OpenMP thread pools of its config's whole CPUs (at least 1),
+    unless the caller's environment sets them."""
+    from runtime.lambda_local.environment import worker_environ
+    from runtime.lambda_local.server import FunctionConfig
+
+    small = worker_environ(FunctionConfig("f", 1024), {}, "us-east-1")
+    assert small["OPENBLAS_NUM_THREADS"] == small["OMP_NUM_THREADS"] == "1"
+    large = worker_environ(FunctionConfig("g", 10240), {}, "us-east-1")
+    assert large["OMP_NUM_THREADS"] == str(int(ResourceConfig(10240).cpus))
+    mine = worker_environ(FunctionConfig("h", 1024), {"OMP_NUM_THREADS": "3"}, "us-east-1")
+    assert mine["OMP_NUM_THREADS"] == "3"

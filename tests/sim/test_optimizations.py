@@ -52,9 +52,12 @@ def test_task_dup_beats_a_cold_upstream_worker():
 
 
 def test_task_dup_not_used_when_the_upstream_is_nearly_done():
-    """An upstream already running with little left is waited for, not duplicated."""
+    """An upstream already running with little left is waited for, not duplicated.
+
+    The client invokes w1 then w2, one call after the other; `s` outlasts that call, so `u`
+    has started by the time `c` looks."""
     tasks = [Task("s", "f"), Task("u", "g"), Task("c", "h", ("s", "u"))]
-    exec_ms = {"s": 10, "u": 1000, "c": 5}
+    exec_ms = {"s": 10 + 2 * PLATFORM.invoke_latency_ms, "u": 1000, "c": 5}
     base, dup = pair(tasks, DUP_PLACES, exec_ms, dict.fromkeys("suc", 1000), DUP)
     assert not dup.tasks["duplicated"].any()
     assert_unchanged_but_bookkeeping(base, dup)
