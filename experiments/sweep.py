@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -75,18 +76,25 @@ def _workflow(spec: str) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _traces(path: str) -> Any:
+def _traces(path: str, host_cpus: float = math.inf) -> Any:
+    """The trace set at `path`; for a platform whose host shares `host_cpus` CPUs, with each
+    exec time turned into its time alone (the simulator adds the sharing itself)."""
+    from traces.contention import solo_exec_ms
     from traces.io import TraceSet
 
-    return TraceSet.read(path)
+    traces = TraceSet.read(path)
+    if math.isinf(host_cpus):
+        return traces
+    tasks = traces.tasks.assign(exec_ms=solo_exec_ms(traces.tasks, host_cpus))
+    return TraceSet(tasks, traces.workers, traces.runs)
 
 
 @functools.lru_cache(maxsize=8)
-def _fitted(path: str, name: str) -> Any:
+def _fitted(path: str, name: str, host_cpus: float = math.inf) -> Any:
     from traces import BaselinePredictor, LearnedPredictor
 
     model = {"baseline": BaselinePredictor, "learned": LearnedPredictor}[name]()
-    return model.fit(_traces(path))
+    return model.fit(_traces(path, host_cpus))
 
 
 def cell_platform(cell: Cell) -> Any:
@@ -109,16 +117,17 @@ def cell_inputs(cell: Cell) -> tuple[Any, Any, Any, Any]:
 
     workflow = _workflow(cell.workflow)
     dag = workflow.dag
+    platform = cell_platform(cell)
     if cell.profiles == "model":
         truth = FixedProfiles(dag, workflow.runtime_ms, workflow.output_bytes)
         predictor: Any = ProfilesPredictor(truth, dag)
     else:
-        traces = _traces(cell.traces)
-        predictor = _fitted(cell.traces, cell.predictor)
+        traces = _traces(cell.traces, platform.host_cpus)
+        predictor = _fitted(cell.traces, cell.predictor, platform.host_cpus)
         truth = make_profiles(
             dag, cell.profiles, traces=traces, predictor=predictor, seed=cell.seed
         )
-    return workflow, predictor, truth, cell_platform(cell)
+    return workflow, predictor, truth, platform
 
 
 def lower_bound_ms(dag: Any, profiles: Any, configs: Sequence[Any]) -> float:
