@@ -414,7 +414,7 @@ def refined_platform(
     refined = platform.with_overrides(**overrides)
     if dag is not None and plan is not None and refined.store_op_ms > 0:
         recorded = tasks.loc[tasks["dc_ms"] > 0, "dc_ms"]
-        probe = median_profiles(dag, tasks, platform.host_cpus)
+        probe = median_profiles(dag, tasks)
         simulated = simulate(dag, plan, probe, refined, seed=0).tasks
         modelled = simulated.loc[simulated["dc_ms"] > 0, "dc_ms"]
         if len(recorded) and len(modelled):

@@ -482,18 +482,17 @@ def _overhead_workflows(n_chain: int, n_fanout: int) -> dict[str, Any]:
     from dag.plan import Placement, Plan
     from dag.resources import ResourceConfig
 
-    step = noop
     config = ResourceConfig(DEFAULT_MEMORY_MB[0])
     out: dict[str, Any] = {}
     for name, length in (("chain", n_chain), ("chain2", 2 * n_chain)):
-        ref = step()
+        ref = noop()
         for _ in range(length - 1):
-            ref = step(ref)
+            ref = noop(ref)
         workflow = build(ref, name=name)
         placements = {t: Placement("w0", config) for t in workflow.dag.topological_order()}
         out[name] = (workflow, Plan(placements, planner="calibrate"))
-    root = step()
-    sink = step([step(root) for _ in range(n_fanout)])
+    root = noop()
+    sink = noop([noop(root) for _ in range(n_fanout)])
     workflow = build(sink, name="fanout")
     order = workflow.dag.topological_order()  # the root first, the sink last
     placements = {}
@@ -509,8 +508,8 @@ def bench_worker_overheads(
 ) -> dict[str, list[float]]:
     """What faasdag's own worker costs on an idle machine, from real runs of no-op workflows.
 
-    Samples (ms): ``worker_setup_ms`` (a warm worker's handler start to its first task),
-    ``task_wall_ms`` (per task of the chain on one worker), and the machine's busy CPU-ms of
+    Samples (ms): ``worker_setup_ms`` (a warm worker's handler start to its first task) and
+    the machine's busy CPU-ms of
     each run of the chain, the doubled chain and the fan-out (``cpu_chain``, ``cpu_chain2``,
     ``cpu_fanout``), from which `fit_platform` solves the CPU per task and per invocation.
     The workers run the first memory size's function (``faasdag-<MB>``).
@@ -520,7 +519,6 @@ def bench_worker_overheads(
     samples: dict[str, list[float]] = {
         "overhead_shape": [float(n_chain), float(n_fanout)],
         "worker_setup_ms": [],
-        "task_wall_ms": [],
         "cpu_chain": [],
         "cpu_chain2": [],
         "cpu_fanout": [],
@@ -543,9 +541,6 @@ def bench_worker_overheads(
                 float(start - ready[w])
                 for w, start in zip(first["worker_id"], first["start_ms"], strict=True)
             )
-            if name == "chain":
-                span = float(tasks["end_ms"].max() - tasks["start_ms"].min())
-                samples["task_wall_ms"].append(span / len(tasks))
     return samples
 
 
@@ -605,8 +600,9 @@ def calibrate_local(
             )
         )
         samples.update(bench_store(redis_url, sizes, n_ops=n_ops, n_transfers=n_transfers))
-        emulator.add_function(f"faasdag-{DEFAULT_MEMORY_MB[0]}", DEFAULT_MEMORY_MB[0])
-        samples.update(bench_worker_overheads(emulator.endpoint_url, redis_url))
+        if Path("/proc/stat").is_file():  # busy CPU time is read from Linux's counters
+            emulator.add_function(f"faasdag-{DEFAULT_MEMORY_MB[0]}", DEFAULT_MEMORY_MB[0])
+            samples.update(bench_worker_overheads(emulator.endpoint_url, redis_url))
     fields = fit_platform(samples, keep_alive_s=keep_alive_s, concurrency=max_concurrency)
     meta = {
         "backend": "local",

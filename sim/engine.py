@@ -149,6 +149,7 @@ class SimDriver:
                 f"sim driver has no handler for effect {effect!r} (worker {worker_id!r})"
             )
         if type(effect) is Execute and self.platform.task_overhead_ms > 0:
+            # The worker's own work for the task, outside the function's recorded exec time.
             yield self.host.work(self.platform.task_overhead_ms)
         start = self.env.now
         result, nbytes = yield from handler(self, worker_id, effect)
