@@ -66,6 +66,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 WARMUP_RUNS = 2
 #: Idle workers per config beyond a warm-up run's count, topped up before each recorded run.
 POOL_MARGIN = 2
+#: How long each pre-warm ping holds its container, ms: long enough for all pings to overlap.
+PREWARM_HOLD_MS = 300.0
 #: Attempts of one real run whose trace rows the schema rejects (see `Bench.run`).
 RUN_ATTEMPTS = 3
 CONFIG_KEYS = {
@@ -208,6 +210,7 @@ class Bench:
         self._stack = ExitStack()
         self.emulator: Any = None
         self.n_rejected = 0
+        self._client: Any = None
 
     def __enter__(self) -> Bench:
         from runtime.lambda_local import LambdaEmulator
@@ -226,19 +229,26 @@ class Bench:
         self._stack.close()
 
     def prewarm(self, memory_mb: int, n: int) -> None:
-        """Top the pool of `memory_mb` up to about `n` idle workers (concurrent warm-up pings)."""
-        from runtime.calibrate import _lambda_client
-        from runtime.lambda_backend import WARMUP_PAYLOAD
+        """Top the pool of `memory_mb` up to at least `n` idle workers, each ready to invoke.
+
+        Sends `n` concurrent warm-up pings that hold their container `PREWARM_HOLD_MS` (so they
+        reach `n` distinct containers) and make the runs' backend client in it.
+        """
+        from runtime.lambda_backend import WARMUP_PAYLOAD, LambdaBackend
 
         function = self.emulator.functions[f"faasdag-{memory_mb}"]
-        missing = n - len(function.idle)
-        if missing <= 0:
+        if len(function.idle) >= n:
             return
-        client = _lambda_client(self.emulator.endpoint_url)
-        payload = json.dumps(WARMUP_PAYLOAD).encode()
+        if self._client is None:
+            from runtime.calibrate import _lambda_client
+
+            self._client = _lambda_client(self.emulator.endpoint_url)
+        backend = LambdaBackend(endpoint_url=self.emulator.endpoint_url)
+        ping = {**WARMUP_PAYLOAD, "backend": backend.descriptor, "hold_ms": PREWARM_HOLD_MS}
+        payload = json.dumps(ping).encode()
         threads = [
             threading.Thread(
-                target=client.invoke,
+                target=self._client.invoke,
                 kwargs={"FunctionName": function.name, "Payload": payload},
                 daemon=True,
             )
@@ -248,6 +258,9 @@ class Bench:
             thread.start()
         for thread in threads:
             thread.join(120)
+        deadline = time.monotonic() + 5.0  # each container asks for its next event
+        while len(function.idle) < n and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def run(self, example: Any, plan: Any, **labels: Any) -> Any:
         """One real run of `plan`; returns the RunResult (checked against direct numpy)."""

@@ -25,6 +25,10 @@ class Backend(Protocol):
 
     def warmup(self, config: ResourceConfig) -> None: ...
 
+    def prepare(self) -> None:
+        """Make what the first invoke would (clients, connections), ahead of it."""
+        ...
+
 
 class LocalBackend:
     """Each invocation runs in a new daemon thread of this process, against the real store."""
@@ -41,6 +45,9 @@ class LocalBackend:
 
     def warmup(self, config: ResourceConfig) -> None:
         return None  # threads have no cold start
+
+    def prepare(self) -> None:
+        return None
 
 
 _lock = threading.Lock()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ from runtime.store import RedisStore, RunFailed, loads
 from traces.io import TraceSet
 from traces.schema import frame_from_rows, make_frame
 from worker.branch import await_sinks, restart, run_client
+from worker.estimates import TabulatedEstimates
 from worker.recording import TraceRecorder
 from worker.schedule import Schedule
 
@@ -147,6 +148,7 @@ def run(
     inline_context_bytes: int = 64 * 1024,
     keep: bool = False,
     run_id: str | None = None,
+    on_settled: Callable[[], None] | None = None,
     **backend_options: Any,
 ) -> RunResult:
     """Run a workflow for real: plan it, store its context, invoke the roots, await the sinks.
@@ -188,6 +190,9 @@ def run(
         Keep the run's keys in Redis (default: delete them when the run ends).
     run_id : str, optional
         Default: a fresh random id.
+    on_settled : callable, optional
+        Called once every worker has ended (its log read back), before the client builds the
+        traces: where a measurement of the run itself ends (e.g. CPU counters).
     **backend_options
         For ``backend="lambda"``: ``endpoint_url``, ``region_name``, ``prefix``.
 
@@ -208,7 +213,11 @@ def run(
     plan = _resolve_plan(dag, plan, planner, predictor, config)
     if estimates is None:  # decide at run time with the predictions the planner used
         estimates = getattr(plan.predicted, "estimates", None)
-    schedule = Schedule.build(dag, plan, estimates)
+    if estimates is not None:  # plain tables: workers need not import what made them
+        configs = {plan[t].config for t in dag}
+        estimates = TabulatedEstimates.tabulate(estimates, dag.topological_order(), configs)
+    # Workers get the plan without its predicted timeline (frames of the simulator).
+    schedule = Schedule.build(dag, plan.with_predicted(None), estimates)
     the_backend = _resolve_backend(backend, backend_options)
     run_id = run_id or uuid.uuid4().hex[:16]
     store = RedisStore(client_for(redis_url), run_id)
@@ -239,6 +248,8 @@ def run(
         finally:
             driver.close()
         replayed = _settle(store, events, settle_timeout_s)
+        if on_settled is not None:
+            on_settled()
     finally:
         if not keep:
             store.cleanup()

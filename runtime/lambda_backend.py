@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import threading
 import urllib.parse
 from typing import Any
 
@@ -65,9 +66,6 @@ class LambdaBackend:
         region_name: str = "us-east-1",
         prefix: str = "faasdag",
     ):
-        import boto3
-        from botocore.config import Config
-
         self.descriptor: dict[str, Any] = {
             "kind": "lambda",
             "endpoint_url": endpoint_url,
@@ -75,14 +73,31 @@ class LambdaBackend:
             "prefix": prefix,
         }
         self.prefix = prefix
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """The boto3 Lambda client, made on first use: making one costs ~100 ms of CPU, which a
+        worker that invokes nobody should not pay."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        endpoint_url = self.descriptor["endpoint_url"]
         session = boto3.session.Session()
         credentials: dict[str, str] = {}
         if endpoint_url and _is_loopback(endpoint_url) and session.get_credentials() is None:
             credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-        self.client = session.client(
+        return session.client(
             "lambda",
             endpoint_url=endpoint_url,
-            region_name=region_name,
+            region_name=self.descriptor["region_name"],
             config=Config(
                 retries={"max_attempts": 5, "mode": "standard"},
                 max_pool_connections=64,
@@ -104,5 +119,10 @@ class LambdaBackend:
             )
 
     def warmup(self, config: ResourceConfig) -> None:
-        """Send a warm-up ping to the function of `config` (pre-warm)."""
-        self.invoke(dict(WARMUP_PAYLOAD), config)
+        """Send a warm-up ping to the function of `config` (pre-warm); the container it reaches
+        also makes this backend's client, to invoke others without delay."""
+        self.invoke({**WARMUP_PAYLOAD, "backend": self.descriptor}, config)
+
+    def prepare(self) -> None:
+        """Make the boto3 client now rather than at the first invoke."""
+        _ = self.client

@@ -3,13 +3,23 @@
 One function per resource config runs this same code. An event is either a worker invocation
 payload (`runtime.redis_driver.RunRef.payload`) or a warm-up ping ``{"faasdag": 1, "warmup":
 true}`` sent by the pre-warm optimization. The first event a process sees is its cold start.
+
+A warm-up ping may carry ``"backend"``, the descriptor of the backend the run invokes workers
+with: the container then makes that backend's client (boto3's takes ~100 ms of CPU), so a
+worker that starts on it is ready to invoke others. With ``"hold_ms"`` the ping keeps its
+container that long (at most `MAX_HOLD_MS`), so that concurrent pings reach distinct
+containers instead of one container answering them in turn.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from runtime.backends import backend_for
 from runtime.redis_driver import run_invocation
+
+MAX_HOLD_MS = 10_000.0
 
 _cold = True
 
@@ -19,6 +29,11 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     global _cold
     startup, _cold = ("cold" if _cold else "warm"), False
     if event.get("warmup"):
+        if event.get("backend"):
+            backend_for(event["backend"]).prepare()
+        hold_ms = float(event.get("hold_ms", 0.0))
+        if hold_ms > 0:
+            time.sleep(min(hold_ms, MAX_HOLD_MS) / 1000.0)
         return {"warmup": True, "startup": startup}
     outcome = run_invocation(event, startup=startup)
     outcome["startup"] = startup

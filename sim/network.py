@@ -129,9 +129,19 @@ class Network:
         if nbytes > 0:
             # Both links serve the bytes at once; waiting on each in turn is waiting for both.
             on_worker_link = worker_link.serve(nbytes)
+            on_host = self._copy_work(nbytes)
             yield self.store_link.serve(nbytes)
             yield on_worker_link
+            if on_host is not None:
+                yield on_host
         return self.env.now - start_ms
+
+    def _copy_work(self, nbytes: int) -> simpy.Event | None:
+        """On a shared host, the CPU work of moving `nbytes` (pickling, socket copies), done
+        beside the store link; None when containers have CPUs of their own."""
+        if not self.host.shared or math.isinf(self.platform.store_bandwidth_bytes_per_ms):
+            return None
+        return self.host.work(nbytes / self.platform.store_bandwidth_bytes_per_ms)
 
     def transfer_batch(
         self,
@@ -173,11 +183,14 @@ class Network:
         start = self.env.now
         self._batch_busy_until[worker_key] = start + max(link_ms, default=0.0)
         on_store = [self.store_link.serve(n) if n > 0 else None for n in sizes]
+        on_host = [self._copy_work(n) if n > 0 else None for n in sizes]
         elapsed = []
-        for link_done_ms, store in zip(link_ms, on_store, strict=True):
+        for link_done_ms, store, host in zip(link_ms, on_store, on_host, strict=True):
             store_ms = 0.0
             if store is not None:
                 store_ms = yield store
+            if host is not None:
+                store_ms = max(store_ms, (yield host) or 0.0)
             wait_ms = start + link_done_ms - self.env.now
             if wait_ms > 1e-12:
                 yield self.env.timeout(wait_ms)

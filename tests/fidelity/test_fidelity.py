@@ -8,6 +8,8 @@ planners that moves predictions away from recorded reality fails here.
 """
 
 import math
+import time
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +131,23 @@ def test_worker_overheads_solve_the_cpu_budget():
     assert fitted["worker_setup_ms"] == pytest.approx(2.0)
     assert fitted["invocation_cpu_ms"] == pytest.approx(w - 2.0 - 1.5)
     assert set(fit_worker_overheads({}, 1.0).values()) == {0.0}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux /proc")
+def test_cpu_counter_counts_this_process_and_its_children():
+    """`_busy_cpu_ms` sees a child's CPU (a worker process) while this process sleeps."""
+    import subprocess
+    import sys
+
+    from runtime.calibrate import _busy_cpu_ms
+
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    child = subprocess.Popen([sys.executable, "-c", spin + "time.sleep(5)"])
+    try:
+        before = _busy_cpu_ms()
+        time.sleep(1.0)
+        used = _busy_cpu_ms() - before
+    finally:
+        child.kill()
+        child.wait()
+    assert 200.0 <= used <= 1000.0

@@ -351,3 +351,33 @@ def test_worker_environment_sizes_native_thread_pools_to_the_config():
     assert large["OMP_NUM_THREADS"] == str(int(ResourceConfig(10240).cpus))
     mine = worker_environ(FunctionConfig("h", 1024), {"OMP_NUM_THREADS": "3"}, "us-east-1")
     assert mine["OMP_NUM_THREADS"] == "3"
+
+
+def test_warmup_ping_prepares_the_backend_and_holds_its_container(emulator):
+    """A warm-up ping carrying the run's backend makes its client in the container; with
+    hold_ms, concurrent pings reach as many distinct containers."""
+    from runtime.lambda_backend import WARMUP_PAYLOAD, LambdaBackend
+
+    backend = LambdaBackend(endpoint_url=emulator.endpoint_url)
+    assert backend._client is None  # made on first use only
+    function = emulator.functions["faasdag-2048"]
+    ping = {**WARMUP_PAYLOAD, "backend": backend.descriptor, "hold_ms": 300}
+    client = lambda_client(emulator)
+    bodies = []
+    threads = [
+        threading.Thread(target=lambda: bodies.append(invoke(client, function.name, ping)[1]))
+        for _ in range(4)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert time.perf_counter() - started >= 0.3
+    assert [b["warmup"] for b in bodies] == [True] * 4
+    deadline = time.monotonic() + 5
+    while len(function.idle) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(function.idle) >= 4
+    backend.prepare()
+    assert backend._client is not None

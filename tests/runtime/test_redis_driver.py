@@ -210,3 +210,43 @@ def test_each_optimization_over_redis_gives_the_direct_result(flag, name, redis_
     example.check(result.results)
     originals = result.tasks[~result.tasks["duplicated"]]["task_id"]
     assert sorted(originals) == sorted(example.dag)
+
+
+def test_the_context_a_run_ships_unpickles_without_the_simulator(redis_url):
+    """Workers get plain-table estimates and a plan without its predicted timeline: loading
+    the context imports no simulator, planner, pandas or scikit-learn (a second of CPU in a
+    new container)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import redis
+
+    from dag.examples import build_example
+    from planners import ProfilesPredictor, get_planner
+    from runtime.redis_driver import CONTEXT_KEY
+    from sim import Platform
+
+    example = build_example("gemm:n=64,blocks=2")
+    plan = get_planner("heft").plan(
+        example.dag, ProfilesPredictor.from_profiled(example), Platform.preset("local")
+    )
+    assert plan.predicted is not None and plan.predicted.estimates is not None
+    result = run(example, plan, redis_url=redis_url, timeout_s=60, keep=True)
+    blob = redis.Redis.from_url(redis_url).get(f"faasdag:{result.run_id}:{CONTEXT_KEY}")
+    assert blob is not None
+    code = (
+        "import sys\n"
+        "from runtime.store import loads\n"
+        "context = loads(sys.stdin.buffer.read(), 'context')\n"
+        "assert context.schedule.plan.predicted is None\n"
+        "assert context.schedule.estimates.exec_ms('multiply-0', "
+        "context.schedule.config_of['multiply-0']) > 0\n"
+        "heavy = ('sim', 'planners', 'traces', 'pandas', 'sklearn', 'scipy', 'simpy')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=blob, capture_output=True, check=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )  # fmt: skip
+    assert out.stdout.decode().strip() == ""

@@ -71,3 +71,15 @@ def test_host_rejects_bad_cpus_and_work():
     with pytest.raises(ValueError, match="host_cpus"):
         IDEAL.with_overrides(host_cpus=0.0)
     assert math.isinf(Platform.preset("aws-lambda").host_cpus)
+
+
+def test_transfers_take_host_cpu_beside_the_store_link():
+    """On a one-CPU host a 100 ms upload and a 100 ms task of another worker share the CPU
+    (200 ms); with private CPUs the upload only uses the store link (100 ms)."""
+    pair = DAG([Task("a", "f"), Task("b", "f")])
+    plan = Plan({t: Placement(f"w{t}", CFG) for t in pair})
+    profiles = DictProfiles({"a": 0.0, "b": 100.0}, {"a": 100_000, "b": 0})
+    link = IDEAL.with_overrides(store_bandwidth_bytes_per_ms=1000.0)
+    assert simulate(pair, plan, profiles, link).makespan_ms == pytest.approx(100.0)
+    shared = link.with_overrides(host_cpus=1.0)
+    assert simulate(pair, plan, profiles, shared).makespan_ms == pytest.approx(200.0)
