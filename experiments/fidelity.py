@@ -234,7 +234,8 @@ class Bench:
         Sends `n` concurrent warm-up pings that hold their container `PREWARM_HOLD_MS` (so they
         reach `n` distinct containers) and make the runs' backend client in it.
         """
-        from runtime.lambda_backend import WARMUP_PAYLOAD, LambdaBackend
+        from runtime.backends import backend_for
+        from runtime.lambda_backend import WARMUP_PAYLOAD
 
         function = self.emulator.functions[f"faasdag-{memory_mb}"]
         if len(function.idle) >= n:
@@ -243,7 +244,8 @@ class Bench:
             from runtime.calibrate import _lambda_client
 
             self._client = _lambda_client(self.emulator.endpoint_url)
-        backend = LambdaBackend(endpoint_url=self.emulator.endpoint_url)
+        # The descriptor the runs' workers get, so the pinged containers cache the same client.
+        backend = backend_for({"kind": "lambda", "endpoint_url": self.emulator.endpoint_url})
         ping = {**WARMUP_PAYLOAD, "backend": backend.descriptor, "hold_ms": PREWARM_HOLD_MS}
         payload = json.dumps(ping).encode()
         threads = [

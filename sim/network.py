@@ -190,7 +190,7 @@ class Network:
             if store is not None:
                 store_ms = yield store
             if host is not None:
-                store_ms = max(store_ms, (yield host) or 0.0)
+                store_ms = max(store_ms, (yield host))
             wait_ms = start + link_done_ms - self.env.now
             if wait_ms > 1e-12:
                 yield self.env.timeout(wait_ms)

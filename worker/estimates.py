@@ -1,7 +1,8 @@
 """What a worker may predict at run time: the estimates behind task-dup and clustering.
 
-The same estimates object is handed to the simulated and the real run, so a decision taken on
-predictions is taken the same way in both.
+The same estimates are handed to the simulated and the real run, so a decision taken on
+predictions is taken the same way in both; the real run ships them to its workers as
+`TabulatedEstimates`, which answer every query a worker makes with the source's value.
 """
 
 from __future__ import annotations
