@@ -213,9 +213,16 @@ class Bench:
         self._client: Any = None
 
     def __enter__(self) -> Bench:
+        from threadpoolctl import threadpool_limits
+
         from runtime.lambda_local import LambdaEmulator
         from runtime.local_redis import local_redis
 
+        # This process checks results with numpy (gemm's check multiplies matrices): with a
+        # BLAS pool of the machine's size, its idle threads spin after each check and take
+        # CPU from the next run's workers (~50 CPU-ms per gemm run on 2 cores). The workers'
+        # own pools are sized by the emulator.
+        self._stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
         if self.redis_url is None:
             self.redis_url = self._stack.enter_context(local_redis()).url
         self.emulator = self._stack.enter_context(
@@ -228,11 +235,12 @@ class Bench:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def prewarm(self, memory_mb: int, n: int) -> None:
+    def prewarm(self, memory_mb: int, n: int, imports: Sequence[str] = ()) -> None:
         """Top the pool of `memory_mb` up to at least `n` idle workers, each ready to invoke.
 
         Sends `n` concurrent warm-up pings that hold their container `PREWARM_HOLD_MS` (so they
-        reach `n` distinct containers) and make the runs' backend client in it.
+        reach `n` distinct containers), make the runs' backend client in it and import
+        `imports` (the workflow's task modules), as in a container that ran the workflow.
         """
         from runtime.backends import backend_for
         from runtime.lambda_backend import WARMUP_PAYLOAD
@@ -246,7 +254,12 @@ class Bench:
             self._client = _lambda_client(self.emulator.endpoint_url)
         # The descriptor the runs' workers get, so the pinged containers cache the same client.
         backend = backend_for({"kind": "lambda", "endpoint_url": self.emulator.endpoint_url})
-        ping = {**WARMUP_PAYLOAD, "backend": backend.descriptor, "hold_ms": PREWARM_HOLD_MS}
+        ping = {
+            **WARMUP_PAYLOAD,
+            "backend": backend.descriptor,
+            "hold_ms": PREWARM_HOLD_MS,
+            "imports": list(imports),
+        }
         payload = json.dumps(ping).encode()
         threads = [
             threading.Thread(
@@ -302,7 +315,8 @@ def record(
     Each cell: plan; `WARMUP_RUNS` warm-up runs (not recorded: they start the processes the
     plan needs and load the workflow's modules in them); then ``repetitions`` recorded runs,
     each after the pools are topped up to the warm-up's workers per config plus `POOL_MARGIN`
-    (invocations that pile up differently would otherwise start a cold process now and then). The runs table carries the
+    (invocations that pile up differently would otherwise start a cold process now and then),
+    the new containers with the workflow's modules imported. The runs table carries the
     cell in ``config`` (JSON: workflow, planner, configs, repetition, preset) and the plan's
     predicted makespan on the warm preset.
     """
@@ -315,6 +329,7 @@ def record(
         for workflow in config.workflows:
             for planner in config.planners:
                 example, plan = plan_cell(workflow, planner, config.configs, platform)
+                modules = sorted({spec.fn.__module__ for spec in example.workflow.specs.values()})
                 needed: dict[int, int] = {}
                 for _ in range(WARMUP_RUNS):  # processes started and workflow modules loaded
                     warmup = bench.run(example, plan)
@@ -322,7 +337,7 @@ def record(
                         needed[int(memory_mb)] = max(needed.get(int(memory_mb), 0), int(n))
                 for rep in range(config.repetitions):
                     for memory_mb, n in needed.items():  # steady state: no run starts cold
-                        bench.prewarm(memory_mb, n + POOL_MARGIN)
+                        bench.prewarm(memory_mb, n + POOL_MARGIN, modules)
                     result = bench.run(example, plan)
                     cell = {
                         "workflow": workflow,
@@ -643,6 +658,14 @@ def plot_predicted_vs_real(frame: pd.DataFrame, path: str | Path) -> Path:
 # -- CLI ---------------------------------------------------------------------------------------
 
 
+def calibrate_preset(path: str | Path, redis_url: str | None = None) -> Path:
+    """Calibrate this machine (`runtime.calibrate.calibrate_local`) and write the preset to
+    `path`; validation runs it just before its real runs, so both see the machine alike."""
+    from runtime.calibrate import calibrate_local, write_preset
+
+    return write_preset(calibrate_local(redis_url), path)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``calibrate`` and ``validate`` to the `faasdag` CLI's subparsers."""
     cal = subparsers.add_parser(
@@ -667,6 +690,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.add_argument("--repetitions", type=int, default=None, help="override the config's")
     val.add_argument("--no-refine", action="store_true",
                      help="use the preset's invoke latency as is")  # fmt: skip
+    val.add_argument("--no-calibrate", action="store_true",
+                     help="real runs: simulate with the config's preset instead of calibrating "
+                          "this machine first")  # fmt: skip
     val.set_defaults(handler=_cmd_validate)
 
 
@@ -715,6 +741,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             raise UsageError(f"validate: --traces {traces_dir!r}: {err}") from None
     else:
         try:
+            if not args.no_calibrate:
+                preset = calibrate_preset(out / "preset.toml", args.redis_url)
+                config = FidelityConfig(**{**asdict(config), "preset": str(preset)})
+                print(f"calibrated this machine: {preset}")
             traces = record(config, redis_url=args.redis_url, progress=print)
         except RuntimeError as err:
             raise UsageError(f"validate: {err}") from None
@@ -737,10 +767,17 @@ def _record_main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("config", nargs="?", default="default")
     rec.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "traces" / "data"))
     rec.add_argument("--repetitions", type=int, default=None)
+    rec.add_argument("--no-calibrate", action="store_true",
+                     help="record with the config's preset as it is")  # fmt: skip
     args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.repetitions is not None:
         config = FidelityConfig(**{**asdict(config), "repetitions": args.repetitions})
+    if not args.no_calibrate and config.preset == "local":
+        # The shipped preset and traces come from one session: this machine's speed drifts
+        # (a pure-Python loop varies by up to 1.6x over minutes), so a preset calibrated at
+        # another time would mispredict the runs recorded now.
+        print(f"calibrated this machine: {calibrate_preset(PRESET)}")
     traces = record(config, progress=print)
     for workflow, runs in traces.runs.groupby("workflow", sort=False):
         name = str(workflow).split(":")[0]

@@ -12,7 +12,10 @@ What is measured (`calibrate_local`, against the local Lambda emulator and a Red
 - upload and download time against object size (numpy arrays through `RedisStore.put` / `get`,
   serialisation included), fitted as ``latency + nbytes / bandwidth``;
 - the machine's CPUs (``host_cpus``): emulator workers, Redis and the client share them, so the
-  simulator runs every task and overhead on one processor-sharing host of that many CPUs.
+  simulator runs every task and overhead on one processor-sharing host of that many CPUs;
+- faasdag's own CPU per task, per invocation and per store command, from the busy CPU of real
+  runs of no-op workflows (`bench_worker_overheads`); on a shared host ``store_op_ms`` is the
+  larger of a command's round trip alone and its CPU inside runs.
 
 The fit (`fit_platform`) turns the samples into `sim.Platform` fields; `preset_toml` writes them
 as a preset that ``Platform.preset(path)`` loads, with the per-memory-size figures as comments
@@ -177,28 +180,45 @@ def host_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def fit_worker_overheads(samples: dict[str, list[Any]], invoke_ms: float) -> dict[str, float]:
-    """``worker_setup_ms``, ``task_overhead_ms`` and ``invocation_cpu_ms`` from the samples of
-    `bench_worker_overheads` (all zero when absent).
+def fit_worker_overheads(
+    samples: dict[str, list[Any]], invoke_ms: float, pubsub_ms: float = 0.0
+) -> dict[str, float]:
+    """``worker_setup_ms``, ``task_overhead_ms``, ``invocation_cpu_ms`` and
+    ``store_command_cpu_ms`` from the samples of `bench_worker_overheads` (all zero when absent).
 
-    A run's busy CPU is ``c + n_workers * w + n_tasks * t`` (``c``: the client's fixed work).
-    The chain (1 worker, n tasks) and the doubled chain give ``t``, the task overhead; the
-    fan-out (k + 1 workers, k + 2 tasks) then gives ``w``, the CPU of one invocation. Of ``w``,
-    the worker's setup (measured on its path) and the invoke call are modelled where they
-    happen; the rest is the platform's own work per invocation (`invocation_cpu_ms`).
+    A run's busy CPU is ``c + n_tasks * t + n_workers * w + n_commands * s + n_publishes * p``
+    (``c``: the client's fixed work). The four no-op workflows (a chain on one worker, one of
+    twice the length, a fan-out of one-task workers, a chain relayed between two workers) give
+    four equations in ``c, t, w, s`` (medians per workflow); ``p`` is the measured publish
+    latency, as the simulator charges it. Of ``w``, the worker's setup (measured on its path)
+    and the invoke call are modelled where they happen; the rest is the platform's own work per
+    invocation (`invocation_cpu_ms`). ``s`` is what one store command costs inside a run
+    (client library, Redis, the wake-ups around it): more than a command's round trip in a
+    tight loop.
     """
-    if not samples.get("cpu_chain"):
-        return {"worker_setup_ms": 0.0, "task_overhead_ms": 0.0, "invocation_cpu_ms": 0.0}
-    n_chain, n_fanout = samples["overhead_shape"]
-    chain, chain2 = _median(samples["cpu_chain"]), _median(samples["cpu_chain2"])
-    per_task = max((chain2 - chain) / n_chain, 0.0)
-    per_worker = _median(samples["cpu_fanout"]) - chain - (n_fanout + 2 - n_chain) * per_task
-    per_worker = max(per_worker / n_fanout, 0.0)
+    zero = {
+        "worker_setup_ms": 0.0,
+        "task_overhead_ms": 0.0,
+        "invocation_cpu_ms": 0.0,
+        "store_command_cpu_ms": 0.0,
+    }
+    shapes = [k for k in sorted(samples) if k.startswith("overhead_")]
+    if len(shapes) < 4:
+        return zero
+    import numpy as np
+
+    # Per workflow: median busy CPU and counts (tasks, workers, commands, publishes).
+    medians = np.array([np.median(np.asarray(samples[k], dtype=float), axis=0) for k in shapes])
+    cpu, tasks, workers, commands, publishes = medians.T
     setup = _median(samples["worker_setup_ms"])
+    unexplained = cpu - publishes * pubsub_ms
+    design = np.column_stack([np.ones_like(cpu), tasks, workers, commands])
+    (_, per_task, per_worker, per_command), *_ = np.linalg.lstsq(design, unexplained, rcond=None)
     return {
         "worker_setup_ms": round(setup, 3),
-        "task_overhead_ms": round(per_task, 4),
-        "invocation_cpu_ms": round(max(per_worker - setup - invoke_ms, 0.0), 3),
+        "task_overhead_ms": round(max(float(per_task), 0.0), 4),
+        "invocation_cpu_ms": round(max(float(per_worker) - setup - invoke_ms, 0.0), 3),
+        "store_command_cpu_ms": round(max(float(per_command), 0.0), 4),
     }
 
 
@@ -216,11 +236,15 @@ def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurre
     invoke_ms = max(_median(samples["invoke_ms"]) - warm_ms, 0.0)
     up_latency, up_bw = fit_transfer(samples["upload"])
     down_latency, down_bw = fit_transfer(samples["download"])
-    store_op = _median(samples["store_op_ms"])
+    pubsub = _median(samples["pubsub_ms"])
+    overheads = fit_worker_overheads(samples, invoke_ms + warm_ms, pubsub)
+    # In a tight loop a command is a short round trip; inside runs it costs more CPU (see
+    # fit_worker_overheads), and on a shared host the simulator charges store_op_ms as CPU.
+    latency = _median(samples["store_op_ms"])
+    store_op = max(latency, overheads.pop("store_command_cpu_ms"))
     # One store link for both directions: the harmonic mean of the two bandwidths moves a
     # byte up and down in the measured total time.
     bandwidth = 2.0 / (1.0 / up_bw + 1.0 / down_bw)
-    overheads = fit_worker_overheads(samples, invoke_ms + warm_ms)
     return {
         "cold_start_median_ms": round(median, 3),
         "cold_start_sigma": round(sigma, 4),
@@ -230,7 +254,7 @@ def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurre
         "keep_alive_ms": float(keep_alive_s) * 1000.0,
         "concurrency_limit": int(concurrency),
         "store_op_ms": round(store_op, 4),
-        "pubsub_ms": round(_median(samples["pubsub_ms"]), 4),
+        "pubsub_ms": round(pubsub, 4),
         "store_bandwidth_bytes_per_ms": round(bandwidth, 1),
         # Loopback: a worker's link does not depend on its memory; the store is the bottleneck.
         "link_bytes_per_ms_per_gb": math.inf,
@@ -244,6 +268,7 @@ def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurre
         "_download_latency_ms": round(down_latency, 4),
         "_upload_bytes_per_ms": round(up_bw, 1),
         "_download_bytes_per_ms": round(down_bw, 1),
+        "_store_op_latency_ms": round(latency, 4),
     }
 
 
@@ -279,7 +304,10 @@ def preset_toml(calibration: Calibration) -> str:
         f" ms + bytes / {fields['_upload_bytes_per_ms']}, download "
         f"{fields['_download_latency_ms']} ms + bytes / {fields['_download_bytes_per_ms']}.",
         "# The store bandwidth is their harmonic mean; worker links are not the bottleneck on",
-        "# loopback. The emulator has no billing: prices are AWS Lambda's.",
+        "# loopback. A store command alone takes "
+        f"{fields.get('_store_op_latency_ms', fields['store_op_ms'])} ms; store_op_ms is the",
+        "# larger of that and its CPU inside runs (fitted with the task and invocation CPU).",
+        "# The emulator has no billing: prices are AWS Lambda's.",
         "",
     ]
     for key in CALIBRATED_FIELDS:
@@ -498,7 +526,8 @@ def _busy_cpu_ms() -> float:
 
 def _overhead_workflows(n_chain: int, n_fanout: int) -> dict[str, Any]:
     """(workflow, plan) per benchmark: a chain of `n_chain` no-ops on one worker, one of twice
-    that, and a fan-out of `n_fanout` one-task workers between a root and a sink."""
+    that, a fan-out of `n_fanout` one-task workers between a root and a sink, and a relay (a
+    chain of `n_chain` alternating between two workers: every edge is a store round trip)."""
     from dag.lang import build
     from dag.plan import Placement, Plan
     from dag.resources import ResourceConfig
@@ -521,31 +550,34 @@ def _overhead_workflows(n_chain: int, n_fanout: int) -> dict[str, Any]:
         ends = task_id in (order[0], order[-1])
         placements[task_id] = Placement("w0" if ends else f"w{i}", config)
     out["fanout"] = (workflow, Plan(placements, planner="calibrate"))
+    ref = noop()
+    for _ in range(n_chain - 1):
+        ref = noop(ref)
+    workflow = build(ref, name="relay")
+    order = workflow.dag.topological_order()
+    placements = {t: Placement(f"w{i % 2}", config) for i, t in enumerate(order)}
+    out["relay"] = (workflow, Plan(placements, planner="calibrate"))
     return out
 
 
 def bench_worker_overheads(
-    endpoint_url: str, redis_url: str, *, n_chain: int = 100, n_fanout: int = 8, repeats: int = 5
+    endpoint_url: str, redis_url: str, *, n_chain: int = 100, n_fanout: int = 16, repeats: int = 5
 ) -> dict[str, list[float]]:
     """What faasdag's own worker costs on an idle machine, from real runs of no-op workflows.
 
-    Samples (ms): ``worker_setup_ms`` (a warm worker's handler start to its first task) and
-    the CPU-ms (`_busy_cpu_ms`: this process, the emulator's workers, a private Redis) of each
-    run of the chain, the doubled chain and the fan-out (``cpu_chain``, ``cpu_chain2``,
-    ``cpu_fanout``), counted until the run settles (not the client's trace building), from
-    which `fit_platform` solves the CPU per task and per invocation.
+    Samples (ms): ``worker_setup_ms`` (a warm worker's handler start to its first task) and,
+    per workflow (``overhead_chain``, ``overhead_chain2``, ``overhead_fanout``,
+    ``overhead_relay``), one ``[cpu_ms, n_tasks, n_workers, n_store_commands, n_publishes]`` row
+    per run: the CPU-ms (`_busy_cpu_ms`: this process, the emulator's workers, a private Redis)
+    counted until the run settles (not the client's trace building) and what the run did, from
+    which `fit_platform` solves the CPU per task, per invocation and per store command.
     The workers run the first memory size's function (``faasdag-<MB>``).
     """
     from runtime.client import run
 
-    samples: dict[str, list[float]] = {
-        "overhead_shape": [float(n_chain), float(n_fanout)],
-        "worker_setup_ms": [],
-        "cpu_chain": [],
-        "cpu_chain2": [],
-        "cpu_fanout": [],
-    }
     cells = _overhead_workflows(n_chain, n_fanout)
+    samples: dict[str, list[Any]] = {"worker_setup_ms": []}
+    samples.update({f"overhead_{name}": [] for name in cells})
     for name, (workflow, plan) in cells.items():
         for rep in range(repeats + 1):
             counters: list[float] = [_busy_cpu_ms()]
@@ -559,8 +591,16 @@ def bench_worker_overheads(
             )
             if rep == 0:
                 continue  # the warm-up run starts the processes
-            samples[f"cpu_{name}"].append(counters[1] - counters[0])
             tasks, workers = result.tasks, result.workers
+            samples[f"overhead_{name}"].append(
+                [
+                    counters[1] - counters[0],
+                    float(len(tasks)),
+                    float(len(workers)),
+                    float(result.n_store_commands),
+                    float(result.n_publishes),
+                ]
+            )
             first = tasks.sort_values("start_ms").groupby("worker_id").head(1)
             ready = workers.set_index("worker_id")["ready_ms"]
             samples["worker_setup_ms"].extend(

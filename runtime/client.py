@@ -68,6 +68,8 @@ class RunResult:
         Every invocation, the client's first.
     uploads : list of str
         Every stored key (``out:<task>``).
+    n_store_commands, n_publishes : int
+        Store commands (transfers, counters, markers) and publishes the run performed.
     """
 
     run_id: str
@@ -79,6 +81,8 @@ class RunResult:
     makespan_ms: float
     invocations: list[Any] = field(repr=False, default_factory=list)
     uploads: list[str] = field(repr=False, default_factory=list)
+    n_store_commands: int = 0
+    n_publishes: int = 0
 
     def traces(self) -> TraceSet:
         return TraceSet(self.tasks, self.workers, self.runs)
@@ -292,6 +296,8 @@ def run(
         makespan_ms=makespan_ms,
         invocations=replayed.invocations,
         uploads=replayed.uploads,
+        n_store_commands=recorder.n_store_commands,
+        n_publishes=recorder.n_publishes,
     )
 
 

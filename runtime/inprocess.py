@@ -40,7 +40,7 @@ from worker.effects import (
     Warmup,
 )
 from worker.estimates import Estimates
-from worker.recording import TraceRecorder
+from worker.recording import CLIENT, TraceRecorder
 from worker.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class InProcessDriver:
 
     def run(self, logic: Logic, invocation: Invocation | None) -> Any:
         """Trampoline: perform each effect `logic` yields and send back its result."""
-        worker_id = invocation.worker_id if invocation is not None else "client"
+        worker_id = invocation.worker_id if invocation is not None else CLIENT
         value: Any = None
         error: BaseException | None = None
         while True:

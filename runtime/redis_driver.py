@@ -54,6 +54,7 @@ from worker.effects import (
     WaitFor,
     Warmup,
 )
+from worker.recording import CLIENT
 from worker.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -258,7 +259,7 @@ class RedisDriver:
 
     def run(self, logic: Logic, invocation: Invocation | None) -> Any:
         """Trampoline: perform each effect `logic` yields and send back its result."""
-        worker_id = invocation.worker_id if invocation is not None else "client"
+        worker_id = invocation.worker_id if invocation is not None else CLIENT
         value: Any = None
         error: BaseException | None = None
         while True:

@@ -44,10 +44,8 @@ from worker.effects import (
     WaitFor,
     Warmup,
 )
-from worker.recording import TraceRecorder
+from worker.recording import CLIENT, TraceRecorder
 from worker.schedule import Schedule
-
-CLIENT = "client"
 
 
 class TaskProfiles(Protocol):

@@ -39,6 +39,9 @@ class SimResult:
     critical_path : tuple of str
         The realised critical path: from the last-finishing sink back through the input that
         arrived last at each step.
+    n_store_commands, n_publishes : int
+        Store commands and publishes performed, counted as a real run counts them
+        (`worker.recording.TraceRecorder`).
     """
 
     tasks: pd.DataFrame
@@ -52,6 +55,8 @@ class SimResult:
     critical_path: tuple[str, ...]
     invocations: list[Any] = field(repr=False, default_factory=list)
     uploads: list[str] = field(repr=False, default_factory=list)
+    n_store_commands: int = 0
+    n_publishes: int = 0
 
     def run_row(self, **labels: Any) -> dict[str, Any]:
         """The `runs` row of this result, with labels such as run_id, planner, seed."""
@@ -154,4 +159,6 @@ def simulate(
         critical_path=realised_critical_path(dag, tasks),
         invocations=driver.invocations,
         uploads=driver.uploads,
+        n_store_commands=driver.recorder.n_store_commands,
+        n_publishes=driver.recorder.n_publishes,
     )

@@ -16,6 +16,7 @@ from dag.resources import ResourceConfig
 from worker.effects import (
     Download,
     Execute,
+    Exists,
     Get,
     Incr,
     Invoke,
@@ -36,6 +37,12 @@ _KIND = {
     StreamUpload: "up",
     **dict.fromkeys((Incr, Publish, SetIfAbsent, Invoke, Get), "dc"),
 }
+#: The worker id every driver gives the client (its effects run outside any worker).
+CLIENT = "client"
+#: Effects that are one command to the store each (a publish is counted apart).
+STORE_COMMANDS = frozenset(
+    (Download, StreamDownload, Upload, StreamUpload, Get, Incr, SetIfAbsent, Exists)
+)
 
 
 def _union_ms(intervals: list[tuple[float, float]]) -> float:
@@ -94,11 +101,19 @@ class TraceRecorder:
         The plan read against its DAG (for dependencies and function names).
     billing_ms : float
         Billing granularity for ``billed_ms`` (1 ms on AWS Lambda).
+
+    Attributes
+    ----------
+    n_store_commands, n_publishes : int
+        Effects the workers performed that were store commands (`STORE_COMMANDS`) and
+        publishes (the client's own are left out).
     """
 
     def __init__(self, schedule: Schedule, *, billing_ms: float = 1.0):
         self.schedule = schedule
         self.billing_ms = billing_ms
+        self.n_store_commands = 0
+        self.n_publishes = 0
         self._tasks: dict[tuple[str, str], _TaskTimes] = {}  # (task id, worker id)
         self._workers: dict[str, _WorkerTimes] = {}
 
@@ -128,6 +143,11 @@ class TraceRecorder:
         self, worker_id: str, effect: Any, start_ms: float, end_ms: float, nbytes: int = 0
     ) -> None:
         """Attribute one performed effect (never a Parallel: report its members)."""
+        if worker_id != CLIENT:  # the real client also fetches the results; not the sim's
+            if type(effect) in STORE_COMMANDS:
+                self.n_store_commands += 1
+            elif type(effect) is Publish:
+                self.n_publishes += 1
         task_id = getattr(effect, "task_id", None)
         if task_id is None:
             return

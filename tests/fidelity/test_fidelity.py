@@ -26,8 +26,8 @@ from sim.platform import Platform
 from traces.io import TraceSet
 from traces.shipped import list_shipped, load_shipped, shipped_path
 
-OFFLINE_MEDIAN = 0.20
-OFFLINE_P90 = 0.45
+OFFLINE_MEDIAN = 0.15
+OFFLINE_P90 = 0.35
 LIVE_MEDIAN = 0.35
 
 
@@ -114,20 +114,24 @@ def test_calibrate_writes_a_loadable_preset(redis_url, tmp_path):
 
 
 def test_worker_overheads_solve_the_cpu_budget():
-    """From busy-CPU samples built with known c, w and t, the fit recovers t and the part of w
-    not modelled elsewhere (w - setup - invoke)."""
+    """From busy-CPU samples built with known c, t, w and s on the four benchmark shapes, the
+    fit recovers t, s and the part of w not modelled elsewhere (w - setup - invoke)."""
     from runtime.calibrate import fit_worker_overheads
 
-    c, w, t, n, k = 40.0, 9.0, 0.2, 100, 8
-    samples = {
-        "overhead_shape": [float(n), float(k)],
-        "cpu_chain": [c + w + n * t] * 3,
-        "cpu_chain2": [c + w + 2 * n * t] * 3,
-        "cpu_fanout": [c + (k + 1) * w + (k + 2) * t] * 3,
-        "worker_setup_ms": [1.0, 2.0, 3.0],
+    c, t, w, s, p = 40.0, 0.2, 9.0, 0.15, 0.1
+    shapes = {  # tasks, workers, store commands, publishes
+        "chain": (100, 1, 4, 1),
+        "chain2": (200, 1, 4, 1),
+        "fanout": (10, 9, 71, 9),
+        "relay": (100, 2, 499, 100),
     }
-    fitted = fit_worker_overheads(samples, invoke_ms=1.5)
+    samples = {"worker_setup_ms": [1.0, 2.0, 3.0]}
+    for name, (n, k, m, q) in shapes.items():
+        cpu = c + n * t + k * w + m * s + q * p
+        samples[f"overhead_{name}"] = [[cpu + noise, n, k, m, q] for noise in (-5.0, 0.0, 9.0)]
+    fitted = fit_worker_overheads(samples, invoke_ms=1.5, pubsub_ms=p)
     assert fitted["task_overhead_ms"] == pytest.approx(t)
+    assert fitted["store_command_cpu_ms"] == pytest.approx(s)
     assert fitted["worker_setup_ms"] == pytest.approx(2.0)
     assert fitted["invocation_cpu_ms"] == pytest.approx(w - 2.0 - 1.5)
     assert set(fit_worker_overheads({}, 1.0).values()) == {0.0}
@@ -151,3 +155,27 @@ def test_cpu_counter_counts_this_process_and_its_children():
         child.kill()
         child.wait()
     assert 200.0 <= used <= 1000.0
+
+
+def test_validate_command_calibrates_this_machine_then_reports(redis_url, tmp_path, capsys):
+    """``faasdag validate CONFIG`` end to end: it calibrates first and simulates with that
+    preset, records the real runs, and writes the report, the preset and the scatter plot."""
+    import json
+
+    from experiments.cli import main
+
+    config = tmp_path / "small.toml"
+    config.write_text(
+        'workflows = ["tree_reduction:n=4,length=20000"]\n'
+        'planners = ["uniform", "heft"]\nrepetitions = 3\n'
+    )
+    out = tmp_path / "report"
+    assert main(["validate", str(config), "--out", str(out), "--redis-url", redis_url]) == 0
+    preset = out / "preset.toml"
+    assert Platform.preset(str(preset)).host_cpus < math.inf
+    report = json.loads((out / "report.json").read_text())
+    assert report["makespan"]["n"] == 6
+    assert (out / "predicted_vs_real.png").stat().st_size > 0
+    cells = TraceSet.read(out / "traces").runs["config"].map(json.loads)
+    assert set(cells.map(lambda cell: cell["preset"])) == {str(preset)}
+    assert "calibrated this machine" in capsys.readouterr().out

@@ -354,14 +354,20 @@ def test_worker_environment_sizes_native_thread_pools_to_the_config():
 
 
 def test_warmup_ping_prepares_the_backend_and_holds_its_container(emulator):
-    """A warm-up ping carrying the run's backend makes its client in the container; with
-    hold_ms, concurrent pings reach as many distinct containers."""
+    """A warm-up ping carrying the run's backend makes its client in the container (and
+    imports the modules it lists); with hold_ms, concurrent pings reach as many distinct
+    containers."""
     from runtime.lambda_backend import WARMUP_PAYLOAD, LambdaBackend
 
     backend = LambdaBackend(endpoint_url=emulator.endpoint_url)
     assert backend._client is None  # made on first use only
     function = emulator.functions["faasdag-2048"]
-    ping = {**WARMUP_PAYLOAD, "backend": backend.descriptor, "hold_ms": 300}
+    ping = {
+        **WARMUP_PAYLOAD,
+        "backend": backend.descriptor,
+        "hold_ms": 300,
+        "imports": ["dag.examples.gemm"],
+    }
     client = lambda_client(emulator)
     bodies = []
     threads = [
@@ -381,3 +387,6 @@ def test_warmup_ping_prepares_the_backend_and_holds_its_container(emulator):
     assert len(function.idle) >= 4
     backend.prepare()
     assert backend._client is not None
+    # A ping's imports must exist: the error names the module.
+    _, body = invoke(client, function.name, {**WARMUP_PAYLOAD, "imports": ["dag.no_such"]})
+    assert "dag.no_such" in body["errorMessage"]

@@ -15,7 +15,9 @@ from runtime.errors import RemoteTaskError, WorkerLost
 from runtime.inprocess import run_in_process
 from runtime.redis_driver import HANDLERS, RedisDriver, RunContext, RunRef
 from runtime.store import RedisStore, StoreLost, connect
+from sim.simulate import simulate
 from traces.io import TraceSet
+from traces.profiles import FixedProfiles
 from worker.schedule import Schedule
 
 CFG = ResourceConfig(1024)
@@ -53,6 +55,25 @@ def test_same_structure_as_in_process(name, redis_url):
     assert sorted(real.uploads) == sorted(local.uploads)
     assert sorted(i.worker_id for i in real.invocations) == sorted(
         i.worker_id for i in local.invocations
+    )
+
+
+@pytest.mark.parametrize("name", ["gemm", "tree_reduction"])
+def test_real_run_performs_the_store_commands_the_simulation_counts(name, redis_url):
+    """On a fixed plan the Redis run and the simulation perform the same number of store
+    commands and publishes (calibration fits the CPU per command on this count)."""
+    example = build_example(name)
+    plan = plans_for(example.dag)["mixed"]
+    fixed = Plan(
+        {t: Placement(p.worker_id or "w-flex", p.config) for t, p in plan.placements.items()}
+    )
+    real = run(example, fixed, redis_url=redis_url, timeout_s=60)
+    profiles = FixedProfiles(example.dag, example.runtime_ms, example.output_bytes)
+    simulated = simulate(example.dag, fixed, profiles, "aws-lambda", seed=1)
+    assert real.n_store_commands > len(example.dag) and real.n_publishes > 0
+    assert (real.n_store_commands, real.n_publishes) == (
+        simulated.n_store_commands,
+        simulated.n_publishes,
     )
 
 
