@@ -10,8 +10,10 @@ then topped up; see `record`). Every recorded run is predicted by a simulation t
   memory size); on a preset with a shared host (finite ``host_cpus``) each recorded exec time
   is first turned into its time alone (`traces.contention.solo_exec_ms`), since the simulator
   shares the host's CPUs itself;
-- platform: the calibrated preset (``sim/presets/local.toml``) in its warm regime (cold-start
-  draws replaced by the warm start-up, as the measured runs had warm pools); with
+- platform: the calibrated preset in its warm regime (cold-start draws replaced by the warm
+  start-up, as the measured runs had warm pools): ``sim/presets/local.toml`` for the shipped
+  traces (recorded in the session that calibrated it), a fresh calibration of this machine for
+  ``faasdag validate`` with real runs (`calibrate_preset`); with
   ``refine=True`` (the default) and a preset without a shared host, latencies are re-fitted on
   the other runs (`refined_platform`);
 - the plan: the cell's planner re-planned with the workflow's modelled profiles on the preset
