@@ -12,8 +12,8 @@ then topped up; see `record`). Every recorded run is predicted by a simulation t
   shares the host's CPUs itself;
 - platform: the calibrated preset in its warm regime (cold-start draws replaced by the warm
   start-up, as the measured runs had warm pools): ``sim/presets/local.toml`` for the shipped
-  traces (recorded in the session that calibrated it), a fresh calibration of this machine for
-  ``faasdag validate`` with real runs (`calibrate_preset`); with
+  traces (recorded in the session that calibrated it), a fresh calibration of this machine
+  just before each workflow's runs for ``faasdag validate`` with real runs; with
   ``refine=True`` (the default) and a preset without a shared host, latencies are re-fitted on
   the other runs (`refined_platform`);
 - the plan: the cell's planner re-planned with the workflow's modelled profiles on the preset
@@ -314,13 +314,17 @@ def record(
 ) -> Any:
     """Run every cell of `config` for real on the local emulator; returns the TraceSet.
 
-    Each cell: plan; `WARMUP_RUNS` warm-up runs (not recorded: they start the processes the
-    plan needs and load the workflow's modules in them); then ``repetitions`` recorded runs,
-    each after the pools are topped up to the warm-up's workers per config plus `POOL_MARGIN`
-    (invocations that pile up differently would otherwise start a cold process now and then),
-    the new containers with the workflow's modules imported. The runs table carries the
-    cell in ``config`` (JSON: workflow, planner, configs, repetition, preset) and the plan's
-    predicted makespan on the warm preset.
+    Per workflow: each planner's plan, then `WARMUP_RUNS` warm-up runs of it (not recorded:
+    they start the processes the plan needs and load the workflow's modules in them); then
+    ``repetitions`` rounds, each running every planner's plan once, in an order rotated by one
+    per round. Interleaving the planners spreads this machine's speed drift (its state changes
+    every few seconds) over all of them alike, instead of giving each planner its own stretch
+    of time, which would bias their ranking. Before each recorded run the pools are topped up
+    to the warm-up's workers per config plus `POOL_MARGIN` (invocations that pile up
+    differently would otherwise start a cold process now and then), the new containers with
+    the workflow's modules imported. The runs table carries the cell in ``config`` (JSON:
+    workflow, planner, configs, repetition, preset) and the plan's predicted makespan on the
+    warm preset.
     """
     from sim.platform import Platform
     from traces.io import TraceSet
@@ -329,15 +333,20 @@ def record(
     parts = []
     with Bench(config.configs, redis_url) as bench:
         for workflow in config.workflows:
+            cells = {}
             for planner in config.planners:
                 example, plan = plan_cell(workflow, planner, config.configs, platform)
-                modules = sorted({spec.fn.__module__ for spec in example.workflow.specs.values()})
                 needed: dict[int, int] = {}
                 for _ in range(WARMUP_RUNS):  # processes started and workflow modules loaded
                     warmup = bench.run(example, plan)
                     for memory_mb, n in warmup.workers["memory_mb"].value_counts().items():
                         needed[int(memory_mb)] = max(needed.get(int(memory_mb), 0), int(n))
-                for rep in range(config.repetitions):
+                cells[planner] = (example, plan, needed)
+            modules = sorted({spec.fn.__module__ for spec in example.workflow.specs.values()})
+            planners = list(config.planners)
+            for rep in range(config.repetitions):
+                for planner in planners[rep % len(planners) :] + planners[: rep % len(planners)]:
+                    example, plan, needed = cells[planner]
                     for memory_mb, n in needed.items():  # steady state: no run starts cold
                         bench.prewarm(memory_mb, n + POOL_MARGIN, modules)
                     result = bench.run(example, plan)
@@ -458,9 +467,17 @@ def refined_platform(
 
 
 def validate_traces(
-    traces: Any, config: FidelityConfig, *, refine: bool = True, seed: int = 0
+    traces: Any,
+    config: FidelityConfig,
+    *,
+    refine: bool = True,
+    seed: int = 0,
+    presets: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Leave-one-run-out predictions of every recorded run; one row per run.
+
+    `presets` maps a workflow spec to the preset its runs are simulated with (the one
+    calibrated just before them); other workflows use ``config.preset``.
 
     Columns: run_id, workflow, planner, real_makespan_ms, sim_makespan_ms, makespan_error,
     real_cost_usd, sim_cost_usd, cost_error, n_cold (real).
@@ -468,7 +485,7 @@ def validate_traces(
     from sim.platform import Platform
     from sim.simulate import simulate
 
-    base = warm_regime(Platform.preset(config.preset))
+    bases: dict[str, Any] = {}
     runs = traces.runs.copy()
     cells = [json.loads(c) for c in runs["config"]]
     runs["cell_workflow"] = [c["workflow"] for c in cells]
@@ -477,6 +494,10 @@ def validate_traces(
     rows = []
     for run in runs.itertuples(index=False):
         key = (run.cell_workflow, run.cell_planner)
+        if key[0] not in bases:
+            preset = (presets or {}).get(key[0], config.preset)
+            bases[key[0]] = warm_regime(Platform.preset(preset))
+        base = bases[key[0]]
         if key not in plans:
             plans[key] = plan_cell(key[0], key[1], config.configs, base)
         example, plan = plans[key]
@@ -662,7 +683,8 @@ def plot_predicted_vs_real(frame: pd.DataFrame, path: str | Path) -> Path:
 
 def calibrate_preset(path: str | Path, redis_url: str | None = None) -> Path:
     """Calibrate this machine (`runtime.calibrate.calibrate_local`) and write the preset to
-    `path`; validation runs it just before its real runs, so both see the machine alike."""
+    `path`; validation runs it just before each workflow's real runs, so both see the machine
+    alike."""
     from runtime.calibrate import calibrate_local, write_preset
 
     return write_preset(calibrate_local(redis_url), path)
@@ -694,7 +716,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="use the preset's invoke latency as is")  # fmt: skip
     val.add_argument("--no-calibrate", action="store_true",
                      help="real runs: simulate with the config's preset instead of calibrating "
-                          "this machine first")  # fmt: skip
+                          "this machine before each workflow")  # fmt: skip
     val.set_defaults(handler=_cmd_validate)
 
 
@@ -736,6 +758,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    presets = None
     if traces_dir:
         try:
             traces = TraceSet.read(traces_dir)
@@ -743,15 +766,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             raise UsageError(f"validate: --traces {traces_dir!r}: {err}") from None
     else:
         try:
-            if not args.no_calibrate:
-                preset = calibrate_preset(out / "preset.toml", args.redis_url)
-                config = FidelityConfig(**{**asdict(config), "preset": str(preset)})
-                print(f"calibrated this machine: {preset}")
-            traces = record(config, redis_url=args.redis_url, progress=print)
+            traces, presets = _record_calibrated(config, args, out)
         except RuntimeError as err:
             raise UsageError(f"validate: {err}") from None
         traces.write(out / "traces", overwrite=True)
-    frame = validate_traces(traces, config, refine=not args.no_refine)
+    frame = validate_traces(traces, config, refine=not args.no_refine, presets=presets)
     report = summarize(frame)
     frame.to_csv(out / "runs.csv", index=False)
     (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1, default=str))
@@ -759,6 +778,30 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(report.text())
     print(f"report in {out} (plot {plot.name}); {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _record_calibrated(
+    config: FidelityConfig, args: argparse.Namespace, out: Path
+) -> tuple[Any, dict[str, str] | None]:
+    """Real runs of `config` and the preset per workflow to simulate them with.
+
+    Unless ``--no-calibrate``, each workflow's runs follow a calibration of this machine
+    (``preset-<workflow>.toml`` in `out`): its speed drifts over minutes, so a preset made
+    just before a workflow's ~30 s of runs describes them better than one made at the start.
+    """
+    from traces.io import TraceSet
+
+    if args.no_calibrate:
+        return record(config, redis_url=args.redis_url, progress=print), None
+    parts, presets = [], {}
+    for workflow in config.workflows:
+        name = workflow.split(":")[0]
+        preset = calibrate_preset(out / f"preset-{name}.toml", args.redis_url)
+        print(f"calibrated this machine for {name}: {preset}")
+        presets[workflow] = str(preset)
+        one = FidelityConfig(**{**asdict(config), "workflows": (workflow,), "preset": str(preset)})
+        parts.append(record(one, redis_url=args.redis_url, progress=print))
+    return TraceSet.concat(parts), presets
 
 
 def _record_main(argv: Sequence[str] | None = None) -> int:
