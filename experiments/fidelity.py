@@ -786,18 +786,21 @@ def _record_calibrated(
     """Real runs of `config` and the preset per workflow to simulate them with.
 
     Unless ``--no-calibrate``, each workflow's runs follow a calibration of this machine
-    (``preset-<workflow>.toml`` in `out`): its speed drifts over minutes, so a preset made
+    (``preset-<workflow spec>.toml`` in `out`): its speed drifts over minutes, so a preset made
     just before a workflow's ~30 s of runs describes them better than one made at the start.
     """
+    from experiments.plots import slug
     from traces.io import TraceSet
 
     if args.no_calibrate:
         return record(config, redis_url=args.redis_url, progress=print), None
     parts, presets = [], {}
-    for workflow in config.workflows:
-        name = workflow.split(":")[0]
+    for index, workflow in enumerate(config.workflows):
+        name = slug(workflow)
+        if any(Path(p).name == f"preset-{name}.toml" for p in presets.values()):
+            name = f"{name}_{index}"  # two specs alike up to the slug's length
         preset = calibrate_preset(out / f"preset-{name}.toml", args.redis_url)
-        print(f"calibrated this machine for {name}: {preset}")
+        print(f"calibrated this machine for {workflow}: {preset}")
         presets[workflow] = str(preset)
         one = FidelityConfig(**{**asdict(config), "workflows": (workflow,), "preset": str(preset)})
         parts.append(record(one, redis_url=args.redis_url, progress=print))

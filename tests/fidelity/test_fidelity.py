@@ -175,7 +175,7 @@ def test_validate_command_calibrates_this_machine_then_reports(redis_url, tmp_pa
     )
     out = tmp_path / "report"
     assert main(["validate", str(config), "--out", str(out), "--redis-url", redis_url]) == 0
-    preset = out / "preset-tree_reduction.toml"
+    preset = out / "preset-tree_reduction_n_4_length_20000.toml"
     assert Platform.preset(str(preset)).host_cpus < math.inf
     report = json.loads((out / "report.json").read_text())
     assert report["makespan"]["n"] == 6
