@@ -532,13 +532,16 @@ def _overhead_workflows(n_chain: int, n_fanout: int) -> dict[str, Any]:
     from dag.plan import Placement, Plan
     from dag.resources import ResourceConfig
 
-    config = ResourceConfig(DEFAULT_MEMORY_MB[0])
-    out: dict[str, Any] = {}
-    for name, length in (("chain", n_chain), ("chain2", 2 * n_chain)):
+    def chain(length: int, name: str) -> Any:
         ref = noop()
         for _ in range(length - 1):
             ref = noop(ref)
-        workflow = build(ref, name=name)
+        return build(ref, name=name)
+
+    config = ResourceConfig(DEFAULT_MEMORY_MB[0])
+    out: dict[str, Any] = {}
+    for name, length in (("chain", n_chain), ("chain2", 2 * n_chain)):
+        workflow = chain(length, name)
         placements = {t: Placement("w0", config) for t in workflow.dag.topological_order()}
         out[name] = (workflow, Plan(placements, planner="calibrate"))
     root = noop()
@@ -550,10 +553,7 @@ def _overhead_workflows(n_chain: int, n_fanout: int) -> dict[str, Any]:
         ends = task_id in (order[0], order[-1])
         placements[task_id] = Placement("w0" if ends else f"w{i}", config)
     out["fanout"] = (workflow, Plan(placements, planner="calibrate"))
-    ref = noop()
-    for _ in range(n_chain - 1):
-        ref = noop(ref)
-    workflow = build(ref, name="relay")
+    workflow = chain(n_chain, "relay")
     order = workflow.dag.topological_order()
     placements = {t: Placement(f"w{i % 2}", config) for i, t in enumerate(order)}
     out["relay"] = (workflow, Plan(placements, planner="calibrate"))
