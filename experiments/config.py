@@ -67,6 +67,23 @@ OUTPUT_KEYS: Mapping[str, str] = {
 }
 
 
+def inputs_digest(traces: str | None, platform: str) -> str:
+    """A digest of the files a cell reads: its trace folder's tables and its platform preset's
+    TOML. It is part of the cell's key, so a results folder recomputes the cells whose inputs
+    changed (re-recorded traces, a re-calibrated preset) instead of reusing stale ones."""
+    from sim.platform import preset_file
+
+    digest = hashlib.sha1()
+    if traces is not None:
+        for table in sorted(Path(traces).glob("*.parquet")):
+            digest.update(table.name.encode())
+            digest.update(table.read_bytes())
+    source = preset_file(platform)
+    if source is not None:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 class ConfigError(UsageError):
     """An experiment config is invalid; the message names the file and the key."""
 
@@ -90,15 +107,19 @@ class Cell:
     seed: int = 0
     plan_seed: int = 0
     backend: str = "sim"
+    inputs: str = ""
 
     @property
     def key(self) -> dict[str, Any]:
-        """The cell as a JSON-ready dict (``backend`` only when the run is real)."""
+        """The cell as a JSON-ready dict (``backend`` only when the run is real, ``inputs``
+        when known: `inputs_digest` of the files it reads)."""
         data = asdict(self)
         data["overrides"] = {k: _jsonable(v) for k, v in self.overrides}
         data["configs"] = None if self.configs is None else list(self.configs)
         if self.backend == "sim":
             del data["backend"]
+        if not self.inputs:
+            del data["inputs"]
         return data
 
     @property
@@ -161,6 +182,7 @@ class Experiment:
 
     def cells(self) -> list[Cell]:
         """Every cell of the sweep, in a stable order (workflow, planner, platform, ..., seed)."""
+        digests: dict[tuple[str | None, str], str] = {}
         out = []
         for wf, pl, preset, ov, cf, prof, pred, seed in itertools.product(
             self.workflows,
@@ -172,6 +194,9 @@ class Experiment:
             self.predictors if any(p != "model" for p in self.profiles) else ("baseline",),
             self.seeds,
         ):
+            traces = self.traces if prof != "model" else None
+            if (traces, preset) not in digests:
+                digests[traces, preset] = inputs_digest(traces, preset)
             out.append(
                 Cell(
                     workflow=wf,
@@ -180,11 +205,12 @@ class Experiment:
                     overrides=ov,
                     configs=cf,
                     profiles=prof,
-                    traces=self.traces if prof != "model" else None,
+                    traces=traces,
                     predictor=pred if prof != "model" else "baseline",
                     seed=seed,
                     plan_seed=self.plan_seed,
                     backend=self.backend,
+                    inputs=digests[traces, preset],
                 )
             )
         seen: dict[str, Cell] = {}

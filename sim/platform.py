@@ -26,6 +26,17 @@ from sim.host import Host
 Startup = Literal["warm", "cold"]
 
 
+def preset_file(name: str | Path) -> Any | None:
+    """The TOML a preset name or path loads from (a file or package resource), None if none."""
+    known = _known_presets()
+    text = str(name)
+    if text in known:
+        return known[text]
+    if text.endswith(".toml") and Path(text).is_file():
+        return Path(text)
+    return None
+
+
 def _known_presets() -> dict[str, Any]:
     folder = resources.files("sim") / "presets"
     return {

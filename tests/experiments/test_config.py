@@ -29,6 +29,37 @@ def test_valid_config_expands_to_the_product(tmp_path):
     assert {dict(c.overrides)["keep_alive_ms"] for c in cells} == {0, 600000}
 
 
+def test_cells_change_id_when_the_files_they_read_change(tmp_path):
+    """A cell's id covers the content of its trace folder and of its preset TOML: re-recorded
+    traces or a re-calibrated preset make new cells (a resumed results folder recomputes them),
+    unchanged files keep the ids."""
+    from sim.platform import preset_file
+    from traces.shipped import load_shipped
+
+    traces = tmp_path / "traces"
+    load_shipped("gemm").write(traces)
+    preset = tmp_path / "mine.toml"
+    preset.write_bytes(preset_file("local").read_bytes())
+    path = _write(
+        tmp_path,
+        'workflows = ["gemm:n=384,blocks=3"]\nplanners = ["heft"]\nprofiles = "replay"\n'
+        f'traces = "{traces}"\nplatform = "{preset}"\n',
+    )
+
+    def ids():
+        return [c.cell_id for c in load_config(path).cells()]
+
+    before = ids()
+    assert ids() == before
+    recorded = load_shipped("gemm")
+    recorded.tasks["exec_ms"] *= 1.5
+    recorded.write(traces, overwrite=True)
+    after_traces = ids()
+    assert after_traces != before
+    preset.write_text(preset.read_text().replace("host_cpus = 2.0", "host_cpus = 4.0"))
+    assert ids() != after_traces
+
+
 def test_all_planners_come_from_the_registry():
     """planners = "all" expands to every registered planner, at run time."""
     from planners import PLANNERS
