@@ -35,7 +35,7 @@ import json
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,11 @@ class Experiment:
     gantt_seed : int or None
     source : str
         Where the config came from (file path or ``<dict>``).
+    inputs : tuple or None
+        ``(traces, platform, digest)`` per pair the cells read: `inputs_digest` taken when the
+        config was loaded and kept in ``experiment.json``, so a results folder names its cells
+        as they ran even after the files change; ``()`` takes them from the files when the
+        cells are listed; None (a folder from before digests) leaves them out of cell ids.
     """
 
     name: str
@@ -178,11 +183,15 @@ class Experiment:
     formats: tuple[str, ...] = PLOT_FORMATS
     gantt_seed: int | None = None
     source: str = "<dict>"
+    inputs: tuple[tuple[str | None, str, str], ...] | None = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def cells(self) -> list[Cell]:
         """Every cell of the sweep, in a stable order (workflow, planner, platform, ..., seed)."""
-        digests: dict[tuple[str | None, str], str] = {}
+        if self.inputs is None:
+            digests: dict[tuple[str | None, str], str] = {}
+        else:
+            digests = {(traces, preset): digest for traces, preset, digest in self.inputs}
         out = []
         for wf, pl, preset, ov, cf, prof, pred, seed in itertools.product(
             self.workflows,
@@ -196,7 +205,9 @@ class Experiment:
         ):
             traces = self.traces if prof != "model" else None
             if (traces, preset) not in digests:
-                digests[traces, preset] = inputs_digest(traces, preset)
+                digests[traces, preset] = (
+                    "" if self.inputs is None else inputs_digest(traces, preset)
+                )
             out.append(
                 Cell(
                     workflow=wf,
@@ -237,7 +248,19 @@ class Experiment:
         for key in ("workflows", "planners", "platforms", "profiles", "predictors", "seeds"):
             data[key] = tuple(data[key])
         data["formats"] = tuple(data["formats"])
+        inputs = data.get("inputs")
+        data["inputs"] = None if inputs is None else tuple(tuple(i) for i in inputs)
         return cls(**data)
+
+    def with_inputs(self) -> Experiment:
+        """This experiment with `inputs` taken from the files now."""
+        pairs = {
+            (self.traces if prof != "model" else None, preset)
+            for preset in self.platforms
+            for prof in self.profiles
+        }
+        inputs = tuple((t, p, inputs_digest(t, p)) for t, p in sorted(pairs, key=str))
+        return replace(self, inputs=inputs)
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -348,7 +371,7 @@ def parse_config(
         gantt_seed=gantt_seed,
         source=source,
         raw=dict(data),
-    )
+    ).with_inputs()
 
 
 # -- checks -----------------------------------------------------------------------------------

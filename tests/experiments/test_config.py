@@ -1,10 +1,12 @@
 """Experiment configs: valid ones expand to their sweep; invalid ones fail before anything runs,
 with one line naming the key (exit status 2 from `faasdag run`)."""
 
+import json
+
 import pytest
 
 from experiments.cli import main
-from experiments.config import ConfigError, load_config, parse_config
+from experiments.config import ConfigError, Experiment, load_config, parse_config
 
 SMALL = 'workflows = ["gemm:n=256,blocks=2"]\nplanners = ["uniform", "heft"]\nseeds = 2\n'
 
@@ -51,6 +53,7 @@ def test_cells_change_id_when_the_files_they_read_change(tmp_path):
 
     before = ids()
     assert ids() == before
+    kept = load_config(path).to_json()  # as a results folder keeps it (experiment.json)
     recorded = load_shipped("gemm")
     recorded.tasks["exec_ms"] *= 1.5
     recorded.write(traces, overwrite=True)
@@ -58,6 +61,12 @@ def test_cells_change_id_when_the_files_they_read_change(tmp_path):
     assert after_traces != before
     preset.write_text(preset.read_text().replace("host_cpus = 2.0", "host_cpus = 4.0"))
     assert ids() != after_traces
+    # The folder still names the cells it ran (faasdag report reads them back) ...
+    assert [c.cell_id for c in Experiment.from_json(kept).cells()] == before
+    # ... and a folder from before digests keeps its old ids.
+    legacy = json.loads(kept)
+    del legacy["inputs"]
+    assert "inputs" not in Experiment.from_json(json.dumps(legacy)).cells()[0].key
 
 
 def test_all_planners_come_from_the_registry():
