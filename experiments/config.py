@@ -203,7 +203,7 @@ class Experiment:
             self.predictors if any(p != "model" for p in self.profiles) else ("baseline",),
             self.seeds,
         ):
-            traces = self.traces if prof != "model" else None
+            traces = self._traces_of(prof)
             if (traces, preset) not in digests:
                 digests[traces, preset] = (
                     "" if self.inputs is None else inputs_digest(traces, preset)
@@ -255,12 +255,14 @@ class Experiment:
     def with_inputs(self) -> Experiment:
         """This experiment with `inputs` taken from the files now."""
         pairs = {
-            (self.traces if prof != "model" else None, preset)
-            for preset in self.platforms
-            for prof in self.profiles
+            (self._traces_of(prof), preset) for preset in self.platforms for prof in self.profiles
         }
         inputs = tuple((t, p, inputs_digest(t, p)) for t, p in sorted(pairs, key=str))
         return replace(self, inputs=inputs)
+
+    def _traces_of(self, profiles: str) -> str | None:
+        """The trace folder a cell with this profile mode reads (none for modelled profiles)."""
+        return self.traces if profiles != "model" else None
 
 
 # -- loading ----------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -753,7 +753,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if args.repetitions is not None:
         if args.repetitions < 3:
             raise UsageError("validate: --repetitions must be >= 3")
-        config = FidelityConfig(**{**asdict(config), "repetitions": args.repetitions})
+        config = replace(config, repetitions=args.repetitions)
     traces_dir = args.traces or config.traces
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -802,7 +802,7 @@ def _record_calibrated(
         preset = calibrate_preset(out / f"preset-{name}.toml", args.redis_url)
         print(f"calibrated this machine for {workflow}: {preset}")
         presets[workflow] = str(preset)
-        one = FidelityConfig(**{**asdict(config), "workflows": (workflow,), "preset": str(preset)})
+        one = replace(config, workflows=(workflow,), preset=str(preset))
         parts.append(record(one, redis_url=args.redis_url, progress=print))
     return TraceSet.concat(parts), presets
 
@@ -820,7 +820,7 @@ def _record_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.repetitions is not None:
-        config = FidelityConfig(**{**asdict(config), "repetitions": args.repetitions})
+        config = replace(config, repetitions=args.repetitions)
     if not args.no_calibrate and config.preset == "local":
         # The shipped preset and traces come from one session: this machine's speed drifts
         # (a pure-Python loop varies by up to 1.6x over minutes), so a preset calibrated at

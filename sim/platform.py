@@ -225,19 +225,14 @@ class Platform:
             If the name is neither a known preset nor an existing ``.toml`` file (the message lists
             the known presets), or the file has an unknown key or a bad value (named).
         """
-        known = _known_presets()
         text = str(name)
-        if text in known:
-            source = known[text]
-            label = text
-        elif text.endswith(".toml") and Path(text).is_file():
-            source = Path(text)
-            label = Path(text).stem
-        else:
+        source = preset_file(text)
+        if source is None:
             raise ValueError(
-                f"unknown platform preset {text!r}; known presets: {', '.join(sorted(known))} "
-                "(or a path to a .toml file)"
+                f"unknown platform preset {text!r}; known presets: "
+                f"{', '.join(sorted(_known_presets()))} (or a path to a .toml file)"
             )
+        label = text if text in _known_presets() else Path(text).stem
         try:
             data = tomllib.loads(source.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
