@@ -31,6 +31,7 @@ simulated against real makespan with the y = x line.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import math
@@ -217,6 +218,7 @@ class Bench:
     def __enter__(self) -> Bench:
         from threadpoolctl import threadpool_limits
 
+        from runtime.lambda_backend import backend_environment
         from runtime.lambda_local import LambdaEmulator
         from runtime.local_redis import local_redis
 
@@ -231,7 +233,12 @@ class Bench:
             LambdaEmulator(max_concurrency=32, keep_alive_s=600.0)
         )
         for memory_mb in self.configs:
-            self.emulator.add_function(f"faasdag-{memory_mb}", memory_mb)
+            self.emulator.add_function(
+                f"faasdag-{memory_mb}",
+                memory_mb,
+                # A container makes the runs' Lambda client when it starts, not in a run.
+                environment=backend_environment(self.emulator.endpoint_url),
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -285,6 +292,9 @@ class Bench:
         from traces.schema import TraceSchemaError
 
         for attempt in range(RUN_ATTEMPTS):
+            # The emulator serves invocations from this process's threads: a full collection of
+            # the client's heap during the run would stall them all, so collect before it.
+            gc.collect()
             try:
                 result = run(
                     example,
@@ -326,12 +336,43 @@ def record(
     workflow, planner, configs, repetition, preset) and the plan's predicted makespan on the
     warm preset.
     """
+    return _record(config, redis_url, progress, overheads=False)[0]
+
+
+def record_with_overheads(
+    config: FidelityConfig,
+    *,
+    redis_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Any, dict[str, list[Any]]]:
+    """`record`, and each round also runs the calibration's no-op workflows once
+    (`runtime.calibrate.overhead_workflows`, on the first memory size's function); returns
+    the TraceSet and their samples, for `runtime.calibrate.refit_overheads`: worker overheads
+    measured over the recorded runs' own stretch of time."""
+    return _record(config, redis_url, progress, overheads=True)
+
+
+def _record(
+    config: FidelityConfig,
+    redis_url: str | None,
+    progress: Callable[[str], None] | None,
+    *,
+    overheads: bool,
+) -> tuple[Any, dict[str, list[Any]]]:
+    from runtime.calibrate import DEFAULT_MEMORY_MB, measure_overhead_run, overhead_workflows
     from sim.platform import Platform
     from traces.io import TraceSet
 
     platform = warm_regime(Platform.preset(config.preset))
+    shapes = overhead_workflows() if overheads else {}
+    samples: dict[str, list[Any]] = {"worker_setup_ms": []} if overheads else {}
+    samples.update({f"overhead_{name}": [] for name in shapes})
+    configs = tuple(config.configs)
+    if shapes and DEFAULT_MEMORY_MB[0] not in configs:
+        configs += (DEFAULT_MEMORY_MB[0],)
     parts = []
-    with Bench(config.configs, redis_url) as bench:
+    with Bench(configs, redis_url) as bench:
+        url = bench.emulator.endpoint_url
         for workflow in config.workflows:
             cells = {}
             for planner in config.planners:
@@ -342,6 +383,8 @@ def record(
                     for memory_mb, n in warmup.workers["memory_mb"].value_counts().items():
                         needed[int(memory_mb)] = max(needed.get(int(memory_mb), 0), int(n))
                 cells[planner] = (example, plan, needed)
+            for shape, shape_plan in shapes.values():
+                measure_overhead_run(shape, shape_plan, url, bench.redis_url)  # warm-up
             modules = sorted({spec.fn.__module__ for spec in example.workflow.specs.values()})
             planners = list(config.planners)
             for rep in range(config.repetitions):
@@ -367,7 +410,16 @@ def record(
                             f"{workflow} {planner} #{rep}: {result.makespan_ms:.1f} ms, "
                             f"{int(result.runs['n_cold'].iloc[0])} cold"
                         )
-    return TraceSet.concat(parts)
+                for name, (shape, shape_plan) in shapes.items():
+                    bench.prewarm(
+                        DEFAULT_MEMORY_MB[0],
+                        len(shape_plan.workers()) + POOL_MARGIN,
+                        sorted({spec.fn.__module__ for spec in shape.specs.values()}),
+                    )
+                    row, setups = measure_overhead_run(shape, shape_plan, url, bench.redis_url)
+                    samples[f"overhead_{name}"].append(row)
+                    samples["worker_setup_ms"].extend(setups)
+    return TraceSet.concat(parts), samples
 
 
 # -- validation --------------------------------------------------------------------------------
@@ -466,6 +518,32 @@ def refined_platform(
     return refined
 
 
+def _planning_platform(preset: str | None, fallback: Any) -> Any:
+    """The warm platform a recorded cell was planned on (its ``preset``), else `fallback`."""
+    from sim.platform import Platform
+
+    if not preset:
+        return fallback
+    try:
+        return warm_regime(Platform.preset(preset))
+    except (ValueError, OSError):  # moved or removed since: the placement check decides
+        return fallback
+
+
+def _check_plan_ran(plan: Any, tasks: pd.DataFrame, run: Any) -> None:
+    """Raise ValueError unless every task `plan` pins to a worker ran on that worker in `run`."""
+    originals = tasks[(tasks["attempt"] == 0) & ~tasks["duplicated"]]
+    ran_on = dict(zip(originals["task_id"], originals["worker_id"], strict=True))
+    for task_id, placement in plan.placements.items():
+        if placement.worker_id is not None and ran_on.get(task_id) != placement.worker_id:
+            raise ValueError(
+                f"run {run.run_id} ({run.cell_workflow}, {run.cell_planner}): task {task_id!r} "
+                f"ran on worker {ran_on.get(task_id)!r} but the plan to simulate places it on "
+                f"{placement.worker_id!r}; the cell's preset {run.cell_preset!r} is not the "
+                "one it was planned on"
+            )
+
+
 def validate_traces(
     traces: Any,
     config: FidelityConfig,
@@ -490,6 +568,7 @@ def validate_traces(
     cells = [json.loads(c) for c in runs["config"]]
     runs["cell_workflow"] = [c["workflow"] for c in cells]
     runs["cell_planner"] = [c["planner"] for c in cells]
+    runs["cell_preset"] = [c.get("preset") for c in cells]
     plans: dict[tuple[str, str], tuple[Any, Any]] = {}
     rows = []
     for run in runs.itertuples(index=False):
@@ -499,8 +578,13 @@ def validate_traces(
             bases[key[0]] = warm_regime(Platform.preset(preset))
         base = bases[key[0]]
         if key not in plans:
-            plans[key] = plan_cell(key[0], key[1], config.configs, base)
+            # The plan that ran: made on the preset the recording planned with (a validation
+            # simulates with one re-fitted after the runs, on which planners may choose other
+            # placements); the runs' tasks must sit where it places them.
+            planned_on = _planning_platform(run.cell_preset, base)
+            plans[key] = plan_cell(key[0], key[1], config.configs, planned_on)
         example, plan = plans[key]
+        _check_plan_ran(plan, traces.tasks[traces.tasks["run_id"] == run.run_id], run)
         train_ids = set(runs.loc[runs["dag_hash"] == run.dag_hash, "run_id"]) - {run.run_id}
         train_tasks = traces.tasks[traces.tasks["run_id"].isin(train_ids)]
         train_workers = traces.workers[traces.workers["run_id"].isin(train_ids)]
@@ -786,10 +870,13 @@ def _record_calibrated(
     """Real runs of `config` and the preset per workflow to simulate them with.
 
     Unless ``--no-calibrate``, each workflow's runs follow a calibration of this machine
-    (``preset-<workflow spec>.toml`` in `out`): its speed drifts over minutes, so a preset made
-    just before a workflow's ~30 s of runs describes them better than one made at the start.
+    (``preset-<workflow spec>.before.toml`` in `out`, on which the planners plan), and the
+    worker overheads are measured again between the runs (`record_with_overheads`): this
+    machine's speed drifts within minutes, so the preset the runs are simulated with
+    (``preset-<workflow spec>.toml``) takes them from the runs' own stretch of time.
     """
     from experiments.plots import slug
+    from runtime.calibrate import calibrate_local, refit_overheads, write_preset
     from traces.io import TraceSet
 
     if args.no_calibrate:
@@ -799,11 +886,15 @@ def _record_calibrated(
         name = slug(workflow)
         if any(Path(p).name == f"preset-{name}.toml" for p in presets.values()):
             name = f"{name}_{index}"  # two specs alike up to the slug's length
-        preset = calibrate_preset(out / f"preset-{name}.toml", args.redis_url)
-        print(f"calibrated this machine for {workflow}: {preset}")
+        calibration = calibrate_local(args.redis_url)
+        before = write_preset(calibration, out / f"preset-{name}.before.toml")
+        print(f"calibrated this machine for {workflow}: {before}")
+        one = replace(config, workflows=(workflow,), preset=str(before))
+        traces, overheads = record_with_overheads(one, redis_url=args.redis_url, progress=print)
+        preset = write_preset(refit_overheads(calibration, overheads), out / f"preset-{name}.toml")
+        print(f"worker overheads measured between the runs: {preset}")
         presets[workflow] = str(preset)
-        one = replace(config, workflows=(workflow,), preset=str(preset))
-        parts.append(record(one, redis_url=args.redis_url, progress=print))
+        parts.append(traces)
     return TraceSet.concat(parts), presets
 
 

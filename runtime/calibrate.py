@@ -306,7 +306,8 @@ def preset_toml(calibration: Calibration) -> str:
         "# The store bandwidth is their harmonic mean; worker links are not the bottleneck on",
         "# loopback. A store command alone takes "
         f"{fields.get('_store_op_latency_ms', fields['store_op_ms'])} ms; store_op_ms is the",
-        "# larger of that and its CPU inside runs (fitted with the task and invocation CPU).",
+        "# larger of that and its CPU inside runs (fitted with the task and invocation CPU)"
+        + (f", measured {meta['overheads']}." if meta.get("overheads") else "."),
         "# The emulator has no billing: prices are AWS Lambda's.",
         "",
     ]
@@ -524,7 +525,7 @@ def _busy_cpu_ms() -> float:
     return own_ms + children_ns / 1e6
 
 
-def _overhead_workflows(n_chain: int, n_fanout: int) -> dict[str, Any]:
+def overhead_workflows(n_chain: int = 100, n_fanout: int = 16) -> dict[str, Any]:
     """(workflow, plan) per benchmark: a chain of `n_chain` no-ops on one worker, one of twice
     that, a fan-out of `n_fanout` one-task workers between a root and a sink, and a relay (a
     chain of `n_chain` alternating between two workers: every edge is a store round trip)."""
@@ -568,46 +569,94 @@ def bench_worker_overheads(
     Samples (ms): ``worker_setup_ms`` (a warm worker's handler start to its first task) and,
     per workflow (``overhead_chain``, ``overhead_chain2``, ``overhead_fanout``,
     ``overhead_relay``), one ``[cpu_ms, n_tasks, n_workers, n_store_commands, n_publishes]`` row
-    per run: the CPU-ms (`_busy_cpu_ms`: this process, the emulator's workers, a private Redis)
-    counted until the run settles (not the client's trace building) and what the run did, from
-    which `fit_platform` solves the CPU per task, per invocation and per store command.
-    The workers run the first memory size's function (``faasdag-<MB>``).
+    per run (`measure_overhead_run`), from which `fit_platform` solves the CPU per task, per
+    invocation and per store command. The workers run the first memory size's function
+    (``faasdag-<MB>``).
     """
-    from runtime.client import run
-
-    cells = _overhead_workflows(n_chain, n_fanout)
+    cells = overhead_workflows(n_chain, n_fanout)
     samples: dict[str, list[Any]] = {"worker_setup_ms": []}
     samples.update({f"overhead_{name}": [] for name in cells})
     for name, (workflow, plan) in cells.items():
         for rep in range(repeats + 1):
-            counters: list[float] = [_busy_cpu_ms()]
-            result = run(
-                workflow,
-                plan,
-                backend="lambda",
-                endpoint_url=endpoint_url,
-                redis_url=redis_url,
-                on_settled=lambda c=counters: c.append(_busy_cpu_ms()),
-            )
+            row, setups = measure_overhead_run(workflow, plan, endpoint_url, redis_url)
             if rep == 0:
                 continue  # the warm-up run starts the processes
-            tasks, workers = result.tasks, result.workers
-            samples[f"overhead_{name}"].append(
-                [
-                    counters[1] - counters[0],
-                    float(len(tasks)),
-                    float(len(workers)),
-                    float(result.n_store_commands),
-                    float(result.n_publishes),
-                ]
-            )
-            first = tasks.sort_values("start_ms").groupby("worker_id").head(1)
-            ready = workers.set_index("worker_id")["ready_ms"]
-            samples["worker_setup_ms"].extend(
-                float(start - ready[w])
-                for w, start in zip(first["worker_id"], first["start_ms"], strict=True)
-            )
+            samples[f"overhead_{name}"].append(row)
+            samples["worker_setup_ms"].extend(setups)
     return samples
+
+
+def measure_overhead_run(
+    workflow: Any, plan: Any, endpoint_url: str, redis_url: str
+) -> tuple[list[float], list[float]]:
+    """One real run of a no-op workflow of `overhead_workflows` on the emulator at
+    `endpoint_url`: its ``[cpu_ms, n_tasks, n_workers, n_store_commands, n_publishes]`` row and
+    its workers' setup times (handler start to first task, ms).
+
+    The CPU-ms (`_busy_cpu_ms`: this process, the emulator's workers, a private Redis) are
+    counted until the run settles, not during the client's trace building.
+    """
+    import gc
+
+    from runtime.client import run
+
+    gc.collect()  # not inside the counted run: the emulator's threads live in this process
+    counters: list[float] = [_busy_cpu_ms()]
+    result = run(
+        workflow,
+        plan,
+        backend="lambda",
+        endpoint_url=endpoint_url,
+        redis_url=redis_url,
+        on_settled=lambda: counters.append(_busy_cpu_ms()),
+    )
+    tasks, workers = result.tasks, result.workers
+    row = [
+        counters[1] - counters[0],
+        float(len(tasks)),
+        float(len(workers)),
+        float(result.n_store_commands),
+        float(result.n_publishes),
+    ]
+    first = tasks.sort_values("start_ms").groupby("worker_id").head(1)
+    ready = workers.set_index("worker_id")["ready_ms"]
+    setups = [
+        float(start - ready[w])
+        for w, start in zip(first["worker_id"], first["start_ms"], strict=True)
+    ]
+    return row, setups
+
+
+def refit_overheads(calibration: Calibration, samples: dict[str, list[Any]]) -> Calibration:
+    """`calibration` with its worker-overhead samples (``overhead_*``, ``worker_setup_ms``)
+    replaced by `samples` and its fields fitted again.
+
+    Validation measures them again between its recorded runs: this machine's speed drifts
+    within minutes, so overheads measured over the runs' own stretch of time describe them
+    better than those of the calibration before.
+
+    Raises
+    ------
+    ValueError
+        If `samples` lacks one of the four workflows or the setup times.
+    """
+    names = [f"overhead_{name}" for name in overhead_workflows(2, 2)] + ["worker_setup_ms"]
+    missing = [name for name in names if not samples.get(name)]
+    if missing:
+        raise ValueError(f"refit_overheads: no samples of {', '.join(missing)}")
+    kept = {
+        k: v
+        for k, v in calibration.samples.items()
+        if not (k.startswith("overhead_") or k == "worker_setup_ms")
+    }
+    merged = {**kept, **{k: list(v) for k, v in samples.items()}}
+    meta = calibration.meta
+    fields = fit_platform(
+        merged,
+        keep_alive_s=float(meta.get("keep_alive_s", 600.0)),
+        concurrency=int(meta.get("max_concurrency", 32)),
+    )
+    return Calibration(merged, fields, {**meta, "overheads": "between the recorded runs"})
 
 
 def calibrate_local(
@@ -645,6 +694,7 @@ def calibrate_local(
     """
     import platform as host_platform
 
+    from runtime.lambda_backend import backend_environment
     from runtime.lambda_local import LambdaEmulator
 
     started = time.perf_counter()
@@ -667,7 +717,11 @@ def calibrate_local(
         )
         samples.update(bench_store(redis_url, sizes, n_ops=n_ops, n_transfers=n_transfers))
         if Path("/proc/stat").is_file():  # busy CPU time is read from Linux's counters
-            emulator.add_function(f"faasdag-{DEFAULT_MEMORY_MB[0]}", DEFAULT_MEMORY_MB[0])
+            emulator.add_function(
+                f"faasdag-{DEFAULT_MEMORY_MB[0]}",
+                DEFAULT_MEMORY_MB[0],
+                environment=backend_environment(emulator.endpoint_url),
+            )
             samples.update(bench_worker_overheads(emulator.endpoint_url, redis_url))
     fields = fit_platform(samples, keep_alive_s=keep_alive_s, concurrency=max_concurrency)
     meta = {

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from dag.resources import ResourceConfig, lambda_cpus
 
 WARMUP_PAYLOAD = {"faasdag": 1, "warmup": True}
+#: A function's environment variable holding the backend descriptor (JSON) its workers invoke
+#: others with: a container makes that backend's client when it starts (see
+#: `runtime.lambda_handler`), not in the middle of the first worker that invokes.
+BACKEND_ENV = "FAASDAG_BACKEND"
 
 
 class LambdaInvokeError(RuntimeError):
@@ -78,8 +84,8 @@ class LambdaBackend:
 
     @property
     def client(self) -> Any:
-        """The boto3 Lambda client, made on first use: making one costs ~100 ms of CPU, which a
-        worker that invokes nobody should not pay."""
+        """The boto3 Lambda client, made on first use (~100 ms of CPU). A function's container
+        makes it at its start when its environment names the backend (`BACKEND_ENV`)."""
         with self._lock:
             if self._client is None:
                 self._client = self._make_client()
@@ -126,3 +132,35 @@ class LambdaBackend:
     def prepare(self) -> None:
         """Make the boto3 client now rather than at the first invoke."""
         _ = self.client
+
+
+def backend_environment(
+    endpoint_url: str | None = None, region_name: str = "us-east-1", prefix: str = "faasdag"
+) -> dict[str, str]:
+    """Environment variables for a function whose workers invoke others through this backend
+    (`BACKEND_ENV`): its containers make the backend's client when they start."""
+    backend = LambdaBackend(endpoint_url, region_name, prefix)
+    return {BACKEND_ENV: json.dumps(backend.descriptor, sort_keys=True)}
+
+
+def prepare_configured_backend(environ: Mapping[str, str] | None = None) -> None:
+    """Make the client of the backend named by `BACKEND_ENV` in `environ` (default: this
+    process's), if any: a container calls it when it starts.
+
+    Raises
+    ------
+    ValueError
+        If the variable is not a JSON object (a backend descriptor).
+    """
+    from runtime.backends import backend_for
+
+    text = (os.environ if environ is None else environ).get(BACKEND_ENV)
+    if not text:
+        return
+    try:
+        descriptor = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{BACKEND_ENV}={text!r} is not JSON: {err}") from None
+    if not isinstance(descriptor, dict):
+        raise ValueError(f"{BACKEND_ENV}={text!r} must be a JSON object (a backend descriptor)")
+    backend_for(descriptor).prepare()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dag.resources import ResourceConfig
-from runtime.lambda_backend import function_name
+from runtime.lambda_backend import backend_environment, function_name
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ def deploy(
     """Create or update one function per distinct memory size of `configs`; returns the names.
 
     The code is uploaded once per function (not per task), and Lambda's asynchronous retries are
-    switched off (``MaximumRetryAttempts=0``): the client retries lost workers itself.
+    switched off (``MaximumRetryAttempts=0``): the client retries lost workers itself. A new
+    function's environment names the backend its workers invoke others with (`backend_environment`),
+    so its containers make their Lambda client when they start; `environment` adds to it.
     """
     import boto3
 
@@ -123,6 +125,7 @@ def deploy(
         "lambda", endpoint_url=endpoint_url, region_name=region_name, **credentials
     )
     code = Path(zip_path).read_bytes()
+    variables = {**backend_environment(endpoint_url, region_name, prefix), **(environment or {})}
     names = sorted({function_name(c, prefix) for c in configs})
     memory = {function_name(c, prefix): c.memory_mb for c in configs}
     for name in names:
@@ -144,7 +147,7 @@ def deploy(
                 Code={"ZipFile": code},
                 MemorySize=memory[name],
                 Timeout=timeout_s,
-                Environment={"Variables": dict(environment or {})},
+                Environment={"Variables": variables},
             )
         # The client re-invokes lost workers itself, as numbered attempts that read back what
         # was stored; Lambda's own asynchronous retries would re-run a worker as attempt 0.

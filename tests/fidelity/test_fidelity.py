@@ -22,7 +22,7 @@ from experiments.fidelity import (
     summarize,
     validate_traces,
 )
-from sim.platform import Platform
+from sim.platform import Platform, preset_file
 from traces.io import TraceSet
 from traces.shipped import list_shipped, load_shipped, shipped_path
 
@@ -141,6 +141,72 @@ def test_worker_overheads_solve_the_cpu_budget():
     assert set(fit_worker_overheads({}, 1.0).values()) == {0.0}
 
 
+def test_refit_overheads_replaces_the_worker_samples_and_fits_again():
+    """Overhead samples taken between recorded runs replace the calibration's own: with every
+    run's CPU doubled the fitted invocation CPU grows, the other samples stay, the preset
+    says where its overheads come from; missing shapes are named."""
+    import json
+
+    from runtime.calibrate import Calibration, preset_toml, refit_overheads
+
+    samples_file = Path(str(preset_file("local"))).with_suffix(".json")
+    calibration = Calibration(**json.loads(samples_file.read_text()))
+    doubled = {
+        key: [[2 * row[0], *row[1:]] for row in rows]
+        for key, rows in calibration.samples.items()
+        if key.startswith("overhead_")
+    }
+    doubled["worker_setup_ms"] = calibration.samples["worker_setup_ms"]
+    refit = refit_overheads(calibration, doubled)
+    assert refit.samples["overhead_fanout"] == doubled["overhead_fanout"]
+    assert refit.samples["upload"] == calibration.samples["upload"]
+    assert refit.fields["invocation_cpu_ms"] > calibration.fields["invocation_cpu_ms"]
+    assert refit.fields["invoke_latency_ms"] == calibration.fields["invoke_latency_ms"]
+    assert "between the recorded runs" in preset_toml(refit)
+    del doubled["overhead_relay"]
+    with pytest.raises(ValueError, match="overhead_relay"):
+        refit_overheads(calibration, doubled)
+
+
+def test_validation_refuses_runs_that_did_not_run_the_plan_it_simulates():
+    """A recorded task on another worker than the cell's plan places it (the plan was made on
+    another preset) is an error naming the run and task, not a silent mismatch."""
+    traces = load_shipped("gemm")
+    tasks = traces.tasks.copy()
+    first = tasks.index[0]
+    tasks.loc[first, "worker_id"] = "elsewhere"
+    tampered = TraceSet(tasks=tasks, workers=traces.workers, runs=traces.runs)
+    run_id = tasks.loc[first, "run_id"]
+    with pytest.raises(ValueError, match=f"run {run_id}.*'elsewhere'"):
+        validate_traces(tampered, FidelityConfig())
+
+
+def test_function_environment_names_the_backend_its_containers_prepare():
+    """The deployer's and the benches' functions carry the runs' backend descriptor; a
+    container makes that backend's client from it, and a malformed one is an error naming
+    the variable."""
+    import json
+
+    from runtime.backends import backend_for
+    from runtime.lambda_backend import (
+        BACKEND_ENV,
+        LambdaBackend,
+        backend_environment,
+        prepare_configured_backend,
+    )
+
+    url = "http://127.0.0.1:9"  # never contacted: making a client does not connect
+    environ = backend_environment(url)
+    assert json.loads(environ[BACKEND_ENV]) == LambdaBackend(url).descriptor
+    prepare_configured_backend(environ)
+    assert backend_for(LambdaBackend(url).descriptor)._client is not None
+    prepare_configured_backend({})  # nothing named, nothing made
+    with pytest.raises(ValueError, match=BACKEND_ENV):
+        prepare_configured_backend({BACKEND_ENV: "{not json"})
+    with pytest.raises(ValueError, match="JSON object"):
+        prepare_configured_backend({BACKEND_ENV: "[1]"})
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux /proc")
 def test_cpu_counter_counts_this_process_and_its_children():
     """`_busy_cpu_ms` sees a child's CPU (a worker process) while this process sleeps."""
@@ -162,8 +228,10 @@ def test_cpu_counter_counts_this_process_and_its_children():
 
 
 def test_validate_command_calibrates_this_machine_then_reports(redis_url, tmp_path, capsys):
-    """``faasdag validate CONFIG`` end to end: it calibrates first and simulates with that
-    preset, records the real runs, and writes the report, the preset and the scatter plot."""
+    """``faasdag validate CONFIG`` end to end: it calibrates first (the preset the planners
+    plan on), records the real runs with the worker-overhead workflows between them, re-fits
+    the preset the runs are simulated with on those, and writes the report, both presets and
+    the scatter plot."""
     import json
 
     from experiments.cli import main
@@ -175,11 +243,17 @@ def test_validate_command_calibrates_this_machine_then_reports(redis_url, tmp_pa
     )
     out = tmp_path / "report"
     assert main(["validate", str(config), "--out", str(out), "--redis-url", redis_url]) == 0
+    before = out / "preset-tree_reduction_n_4_length_20000.before.toml"
     preset = out / "preset-tree_reduction_n_4_length_20000.toml"
-    assert Platform.preset(str(preset)).host_cpus < math.inf
+    assert Platform.preset(str(before)).host_cpus < math.inf
+    assert "between the recorded runs" in preset.read_text()
+    samples = json.loads(preset.with_suffix(".json").read_text())["samples"]
+    assert [
+        len(samples[f"overhead_{name}"]) for name in ("chain", "chain2", "fanout", "relay")
+    ] == [3] * 4  # one per round
     report = json.loads((out / "report.json").read_text())
     assert report["makespan"]["n"] == 6
     assert (out / "predicted_vs_real.png").stat().st_size > 0
     cells = TraceSet.read(out / "traces").runs["config"].map(json.loads)
-    assert set(cells.map(lambda cell: cell["preset"])) == {str(preset)}
+    assert set(cells.map(lambda cell: cell["preset"])) == {str(before)}
     assert "calibrated this machine" in capsys.readouterr().out

@@ -17,6 +17,7 @@ from planners import PLANNERS, ProfilesPredictor, get_planner
 from runtime.client import run
 from runtime.errors import RemoteTaskError, WorkerLost
 from runtime.inprocess import run_in_process
+from runtime.lambda_backend import BACKEND_ENV, LambdaBackend
 from runtime.lambda_deploy import deploy, iam_policy, package
 from runtime.lambda_local import LambdaEmulator
 from sim.simulate import simulate
@@ -316,6 +317,9 @@ def test_deployer_packages_creates_updates_and_the_functions_run(redis_url, tmp_
         assert names == ["faasdag-1024"]
         assert emu.event_invoke_configs["faasdag-1024"]["MaximumRetryAttempts"] == 0
         assert str(emu.functions["faasdag-1024"].code_dir).startswith("/tmp")
+        # Its containers make the runs' Lambda client when they start (the same descriptor).
+        environment = emu.functions["faasdag-1024"].environment
+        assert json.loads(environment[BACKEND_ENV]) == LambdaBackend(emu.endpoint_url).descriptor
         assert deploy(zip_path, [CFG], role_arn="r", endpoint_url=emu.endpoint_url) == names
         plan = None
         workflow = build(rt.add(rt.number(20), rt.number(22)))
