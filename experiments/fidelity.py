@@ -31,7 +31,6 @@ simulated against real makespan with the y = x line.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import math
@@ -288,22 +287,21 @@ class Bench:
 
     def run(self, example: Any, plan: Any, **labels: Any) -> Any:
         """One real run of `plan`; returns the RunResult (checked against direct numpy)."""
+        from runtime.calibrate import paused_gc
         from runtime.client import run
         from traces.schema import TraceSchemaError
 
         for attempt in range(RUN_ATTEMPTS):
-            # The emulator serves invocations from this process's threads: a full collection of
-            # the client's heap during the run would stall them all, so collect before it.
-            gc.collect()
             try:
-                result = run(
-                    example,
-                    plan,
-                    backend="lambda",
-                    endpoint_url=self.emulator.endpoint_url,
-                    redis_url=self.redis_url,
-                    timeout_s=300.0,
-                )
+                with paused_gc():  # the emulator's threads live in this process
+                    result = run(
+                        example,
+                        plan,
+                        backend="lambda",
+                        endpoint_url=self.emulator.endpoint_url,
+                        redis_url=self.redis_url,
+                        timeout_s=300.0,
+                    )
             except TraceSchemaError as err:
                 # Known runtime issue: a task row now and then has end_ms before ready_ms.
                 self.n_rejected += 1

@@ -29,6 +29,7 @@ probe's cold start costs what a faasdag worker's does.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -36,8 +37,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -586,6 +587,22 @@ def bench_worker_overheads(
     return samples
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection in this process inside the block (restored after).
+
+    The emulator serves invocations from this process's threads: a full collection of a
+    large client heap (100-200 ms) during a measured run would stall them all.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def measure_overhead_run(
     workflow: Any, plan: Any, endpoint_url: str, redis_url: str
 ) -> tuple[list[float], list[float]]:
@@ -596,20 +613,18 @@ def measure_overhead_run(
     The CPU-ms (`_busy_cpu_ms`: this process, the emulator's workers, a private Redis) are
     counted until the run settles, not during the client's trace building.
     """
-    import gc
-
     from runtime.client import run
 
-    gc.collect()  # not inside the counted run: the emulator's threads live in this process
     counters: list[float] = [_busy_cpu_ms()]
-    result = run(
-        workflow,
-        plan,
-        backend="lambda",
-        endpoint_url=endpoint_url,
-        redis_url=redis_url,
-        on_settled=lambda: counters.append(_busy_cpu_ms()),
-    )
+    with paused_gc():
+        result = run(
+            workflow,
+            plan,
+            backend="lambda",
+            endpoint_url=endpoint_url,
+            redis_url=redis_url,
+            on_settled=lambda: counters.append(_busy_cpu_ms()),
+        )
     tasks, workers = result.tasks, result.workers
     row = [
         counters[1] - counters[0],
