@@ -846,6 +846,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             traces = TraceSet.read(traces_dir)
         except (OSError, ValueError) as err:
             raise UsageError(f"validate: --traces {traces_dir!r}: {err}") from None
+        presets = _report_presets(Path(traces_dir))
+        if presets:
+            print(f"simulating with the presets of {Path(traces_dir).parent / 'report.json'}")
     else:
         try:
             traces, presets = _record_calibrated(config, args, out)
@@ -855,11 +858,26 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     frame = validate_traces(traces, config, refine=not args.no_refine, presets=presets)
     report = summarize(frame)
     frame.to_csv(out / "runs.csv", index=False)
-    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1, default=str))
+    (out / "report.json").write_text(
+        json.dumps({**report.to_dict(), "presets": presets}, indent=1, default=str)
+    )
     plot = plot_predicted_vs_real(frame, out / "predicted_vs_real.png")
     print(report.text())
     print(f"report in {out} (plot {plot.name}); {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _report_presets(traces_dir: Path) -> dict[str, str] | None:
+    """The presets a validation report simulated its recorded runs with, when `traces_dir` is
+    the ``traces`` folder of that report (its ``report.json`` names them); None otherwise."""
+    report = traces_dir.parent / "report.json"
+    try:
+        presets = json.loads(report.read_text()).get("presets")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(presets, dict) or not all(Path(p).is_file() for p in presets.values()):
+        return None
+    return {str(w): str(p) for w, p in presets.items()}
 
 
 def _record_calibrated(

@@ -257,3 +257,9 @@ def test_validate_command_calibrates_this_machine_then_reports(redis_url, tmp_pa
     cells = TraceSet.read(out / "traces").runs["config"].map(json.loads)
     assert set(cells.map(lambda cell: cell["preset"])) == {str(before)}
     assert "calibrated this machine" in capsys.readouterr().out
+    assert report["presets"] == {"tree_reduction:n=4,length=20000": str(preset)}
+    # Re-validating the report's traces offline simulates with its presets: same figures.
+    again = tmp_path / "again"
+    argv = ["validate", str(config), "--traces", str(out / "traces"), "--out", str(again)]
+    assert main(argv) == 0
+    assert json.loads((again / "report.json").read_text())["makespan"] == report["makespan"]
