@@ -394,3 +394,13 @@ def test_warmup_ping_prepares_the_backend_and_holds_its_container(emulator):
     # A ping's imports must exist: the error names the module.
     _, body = invoke(client, function.name, {**WARMUP_PAYLOAD, "imports": ["dag.no_such"]})
     assert "dag.no_such" in body["errorMessage"]
+
+
+def test_malformed_backend_variable_fails_the_container_start_naming_it():
+    """A function whose environment holds a malformed backend descriptor fails its start;
+    the invocation's error names the variable (not a late failure inside a worker)."""
+    with LambdaEmulator(keep_alive_s=30) as emu:
+        emu.add_function("faasdag-1024", 1024, environment={BACKEND_ENV: "{bad"})
+        response, body = invoke(lambda_client(emu), "faasdag-1024", {"faasdag": 1, "warmup": True})
+    assert response["FunctionError"] == "Unhandled" and body["errorType"] == "ValueError"
+    assert BACKEND_ENV in body["errorMessage"]
