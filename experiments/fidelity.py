@@ -243,18 +243,23 @@ class Bench:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def prewarm(self, memory_mb: int, n: int, imports: Sequence[str] = ()) -> None:
+    def prewarm(
+        self, memory_mb: int, n: int, imports: Sequence[str] = (), *, every: bool = False
+    ) -> None:
         """Top the pool of `memory_mb` up to at least `n` idle workers, each ready to invoke.
 
         Sends `n` concurrent warm-up pings that hold their container `PREWARM_HOLD_MS` (so they
         reach `n` distinct containers), make the runs' backend client in it and import
         `imports` (the workflow's task modules), as in a container that ran the workflow.
+        With `every`, pings every idle container too (at least `n`), even if enough are idle.
         """
         from runtime.backends import backend_for
         from runtime.lambda_backend import WARMUP_PAYLOAD
 
         function = self.emulator.functions[f"faasdag-{memory_mb}"]
-        if len(function.idle) >= n:
+        if every:
+            n = max(n, len(function.idle))
+        elif len(function.idle) >= n:
             return
         if self._client is None:
             from runtime.calibrate import _lambda_client
@@ -314,6 +319,11 @@ class Bench:
         raise AssertionError("unreachable")
 
 
+def _task_modules(*workflows: Any) -> list[str]:
+    """The modules of the task functions of `workflows` (what a warm container has imported)."""
+    return sorted({spec.fn.__module__ for w in workflows for spec in w.specs.values()})
+
+
 def record(
     config: FidelityConfig,
     *,
@@ -344,8 +354,9 @@ def record_with_overheads(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Any, dict[str, list[Any]]]:
     """`record`, and each round also runs the calibration's no-op workflows once
-    (`runtime.calibrate.overhead_workflows`, on the first memory size's function); returns
-    the TraceSet and their samples, for `runtime.calibrate.refit_overheads`: worker overheads
+    (`runtime.calibrate.overhead_workflows`, on the first memory size's function) and measures
+    the host's parallelism (`runtime.calibrate.measure_host_parallelism`); returns the TraceSet
+    and those samples, for `runtime.calibrate.refit_overheads`: worker overheads and CPUs
     measured over the recorded runs' own stretch of time."""
     return _record(config, redis_url, progress, overheads=True)
 
@@ -357,17 +368,25 @@ def _record(
     *,
     overheads: bool,
 ) -> tuple[Any, dict[str, list[Any]]]:
-    from runtime.calibrate import DEFAULT_MEMORY_MB, measure_overhead_run, overhead_workflows
+    from runtime.calibrate import (
+        DEFAULT_MEMORY_MB,
+        measure_host_parallelism,
+        measure_overhead_run,
+        overhead_workflows,
+    )
     from sim.platform import Platform
     from traces.io import TraceSet
 
     platform = warm_regime(Platform.preset(config.preset))
-    shapes = overhead_workflows() if overheads else {}
-    samples: dict[str, list[Any]] = {"worker_setup_ms": []} if overheads else {}
-    samples.update({f"overhead_{name}": [] for name in shapes})
+    overhead_cells = overhead_workflows() if overheads else {}
+    samples: dict[str, list[Any]] = (
+        {"worker_setup_ms": [], "host_parallelism": []} if overheads else {}
+    )
+    samples.update({f"overhead_{name}": [] for name in overhead_cells})
+    overhead_mb = DEFAULT_MEMORY_MB[0]
     configs = tuple(config.configs)
-    if shapes and DEFAULT_MEMORY_MB[0] not in configs:
-        configs += (DEFAULT_MEMORY_MB[0],)
+    if overhead_cells and overhead_mb not in configs:
+        configs += (overhead_mb,)
     parts = []
     with Bench(configs, redis_url) as bench:
         url = bench.emulator.endpoint_url
@@ -381,9 +400,15 @@ def _record(
                     for memory_mb, n in warmup.workers["memory_mb"].value_counts().items():
                         needed[int(memory_mb)] = max(needed.get(int(memory_mb), 0), int(n))
                 cells[planner] = (example, plan, needed)
-            for shape, shape_plan in shapes.values():
-                measure_overhead_run(shape, shape_plan, url, bench.redis_url)  # warm-up
-            modules = sorted({spec.fn.__module__ for spec in example.workflow.specs.values()})
+            # Every container may serve the workflow and the no-op workflows alike: each has
+            # imported both (a container first started by one would import the other mid-run).
+            modules = _task_modules(example.workflow, *(w for w, _ in overhead_cells.values()))
+            if overhead_cells:
+                for memory_mb in configs:
+                    bench.prewarm(memory_mb, 0, modules, every=True)
+                for overhead, overhead_plan in overhead_cells.values():
+                    bench.prewarm(overhead_mb, len(overhead_plan.workers()) + POOL_MARGIN, modules)
+                    measure_overhead_run(overhead, overhead_plan, url, bench.redis_url)  # warm-up
             planners = list(config.planners)
             for rep in range(config.repetitions):
                 for planner in planners[rep % len(planners) :] + planners[: rep % len(planners)]:
@@ -408,15 +433,15 @@ def _record(
                             f"{workflow} {planner} #{rep}: {result.makespan_ms:.1f} ms, "
                             f"{int(result.runs['n_cold'].iloc[0])} cold"
                         )
-                for name, (shape, shape_plan) in shapes.items():
-                    bench.prewarm(
-                        DEFAULT_MEMORY_MB[0],
-                        len(shape_plan.workers()) + POOL_MARGIN,
-                        sorted({spec.fn.__module__ for spec in shape.specs.values()}),
+                for name, (overhead, overhead_plan) in overhead_cells.items():
+                    bench.prewarm(overhead_mb, len(overhead_plan.workers()) + POOL_MARGIN, modules)
+                    row, setups = measure_overhead_run(
+                        overhead, overhead_plan, url, bench.redis_url
                     )
-                    row, setups = measure_overhead_run(shape, shape_plan, url, bench.redis_url)
                     samples[f"overhead_{name}"].append(row)
                     samples["worker_setup_ms"].extend(setups)
+                if overhead_cells:
+                    samples["host_parallelism"].append(measure_host_parallelism())
     return TraceSet.concat(parts), samples
 
 
@@ -524,21 +549,35 @@ def _planning_platform(preset: str | None, fallback: Any) -> Any:
         return fallback
     try:
         return warm_regime(Platform.preset(preset))
-    except (ValueError, OSError):  # moved or removed since: the placement check decides
+    except (ValueError, OSError) as err:  # moved or removed since: the placement check decides
+        log.warning("planning on the validation preset: the cell's preset %r: %s", preset, err)
         return fallback
 
 
 def _check_plan_ran(plan: Any, tasks: pd.DataFrame, run: Any) -> None:
-    """Raise ValueError unless every task `plan` pins to a worker ran on that worker in `run`."""
-    originals = tasks[(tasks["attempt"] == 0) & ~tasks["duplicated"]]
-    ran_on = dict(zip(originals["task_id"], originals["worker_id"], strict=True))
+    """Raise ValueError unless every task of `run` ran where `plan` places it: on its worker
+    (when the plan names one; a retry keeps the worker id) and with its memory size."""
+    rows = tasks[~tasks["duplicated"]]
+    workers: dict[str, set[str]] = {}
+    memory: dict[str, set[int]] = {}
+    for task_id, worker_id, memory_mb in zip(
+        rows["task_id"], rows["worker_id"], rows["memory_mb"], strict=True
+    ):
+        workers.setdefault(task_id, set()).add(str(worker_id))
+        memory.setdefault(task_id, set()).add(int(memory_mb))
     for task_id, placement in plan.placements.items():
-        if placement.worker_id is not None and ran_on.get(task_id) != placement.worker_id:
+        ran = (sorted(workers.get(task_id, ())), sorted(memory.get(task_id, ())))
+        planned = (
+            [placement.worker_id] if placement.worker_id is not None else ran[0],
+            [placement.config.memory_mb],
+        )
+        if ran != planned:
             raise ValueError(
                 f"run {run.run_id} ({run.cell_workflow}, {run.cell_planner}): task {task_id!r} "
-                f"ran on worker {ran_on.get(task_id)!r} but the plan to simulate places it on "
-                f"{placement.worker_id!r}; the cell's preset {run.cell_preset!r} is not the "
-                "one it was planned on"
+                f"ran on worker(s) {ran[0] or 'none'} with {ran[1] or '?'} MB, but the plan to "
+                f"simulate places it on {placement.worker_id or 'a flexible worker'} with "
+                f"{placement.config.memory_mb} MB: the cell's preset {run.cell_preset!r} is "
+                "not the one it was planned on"
             )
 
 
@@ -570,7 +609,7 @@ def validate_traces(
     plans: dict[tuple[str, str], tuple[Any, Any]] = {}
     rows = []
     for run in runs.itertuples(index=False):
-        key = (run.cell_workflow, run.cell_planner)
+        key = (run.cell_workflow, run.cell_planner, run.cell_preset)
         if key[0] not in bases:
             preset = (presets or {}).get(key[0], config.preset)
             bases[key[0]] = warm_regime(Platform.preset(preset))
@@ -837,7 +876,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             raise UsageError("validate: --repetitions must be >= 3")
         config = replace(config, repetitions=args.repetitions)
     traces_dir = args.traces or config.traces
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # the presets' paths in the cells and report outlive the cwd
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     presets = None
@@ -875,7 +914,13 @@ def _report_presets(traces_dir: Path) -> dict[str, str] | None:
         presets = json.loads(report.read_text()).get("presets")
     except (OSError, ValueError):
         return None
-    if not isinstance(presets, dict) or not all(Path(p).is_file() for p in presets.values()):
+    if not isinstance(presets, dict):
+        return None
+    missing = [p for p in presets.values() if not Path(p).is_file()]
+    if missing:
+        log.warning(
+            "%s names presets that are gone (%s): simulating with the config's", report, missing
+        )
         return None
     return {str(w): str(p) for w, p in presets.items()}
 
@@ -907,10 +952,19 @@ def _record_calibrated(
         print(f"calibrated this machine for {workflow}: {before}")
         one = replace(config, workflows=(workflow,), preset=str(before))
         traces, overheads = record_with_overheads(one, redis_url=args.redis_url, progress=print)
-        preset = write_preset(refit_overheads(calibration, overheads), out / f"preset-{name}.toml")
+        parts.append(traces)
+        # Kept as they come: a later failure does not lose the runs recorded so far.
+        TraceSet.concat(parts).write(out / "traces", overwrite=True)
+        try:
+            refit = refit_overheads(calibration, overheads)
+            preset = write_preset(refit, out / f"preset-{name}.toml")
+        except ValueError as err:
+            raise UsageError(
+                f"validate: {workflow}: no preset from the overheads between its runs ({err}); "
+                f"its runs are in {out / 'traces'}"
+            ) from None
         print(f"worker overheads measured between the runs: {preset}")
         presets[workflow] = str(preset)
-        parts.append(traces)
     return TraceSet.concat(parts), presets
 
 

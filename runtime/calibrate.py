@@ -12,7 +12,10 @@ What is measured (`calibrate_local`, against the local Lambda emulator and a Red
 - upload and download time against object size (numpy arrays through `RedisStore.put` / `get`,
   serialisation included), fitted as ``latency + nbytes / bandwidth``;
 - the machine's CPUs (``host_cpus``): emulator workers, Redis and the client share them, so the
-  simulator runs every task and overhead on one processor-sharing host of that many CPUs;
+  simulator runs every task and overhead on one processor-sharing host of that many CPUs. It
+  is measured (`measure_host_parallelism`: the CPUs that as many busy processes as the
+  machine has CPUs get, against one alone), not read off the CPU count: a VM's vCPUs may share
+  physical cores or be descheduled, and this one gave 1.4-2.0 of its 2 within minutes;
 - faasdag's own CPU per task, per invocation and per store command, from the busy CPU of real
   runs of no-op workflows (`bench_worker_overheads`); on a shared host ``store_op_ms`` is the
   larger of a command's round trip alone and its CPU inside runs.
@@ -22,9 +25,9 @@ as a preset that ``Platform.preset(path)`` loads, with the per-memory-size figur
 (the platform model has one cold-start distribution for every config). The emulator has no
 billing: prices stay AWS Lambda's.
 
-The probe handler (`probe`) runs inside emulator worker processes; this module imports only the
-standard library and `runtime.redis_driver` (as the real handler does) at module level, so a
-probe's cold start costs what a faasdag worker's does.
+The probe function's handler (`runtime.lambda_probe.probe`) starts as the real handler does, with
+the runs' backend named in its environment, so a probe's cold start costs what a faasdag
+worker's does.
 """
 
 from __future__ import annotations
@@ -43,13 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import runtime.redis_driver  # noqa: F401  (a probe's cold start imports what a worker imports)
 from dag.lang import task
+from runtime.lambda_backend import backend_environment
 from runtime.local_redis import local_redis
 
 log = logging.getLogger(__name__)
 
-PROBE_HANDLER = "runtime.calibrate.probe"
+PROBE_HANDLER = "runtime.lambda_probe.probe"
+#: The no-op workflows of `overhead_workflows`, by name.
+OVERHEAD_WORKFLOWS = ("chain", "chain2", "fanout", "relay")
 #: Object sizes of the throughput benchmark, bytes.
 DEFAULT_SIZES = (1_000, 16_000, 256_000, 1_000_000, 4_000_000, 16_000_000)
 DEFAULT_MEMORY_MB = (1024, 2048)
@@ -80,21 +85,6 @@ AWS_PRICES = {
     "store_price_per_gb_transferred": 0.0,
     "store_price_per_op": 0.0,
 }
-
-
-def probe(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Lambda handler of the probe function: note the wall clock at entry.
-
-    With ``event["redis_url"]`` and ``event["key"]`` it also writes the entry time (epoch
-    seconds) to that Redis key, for asynchronous invokes whose response nobody reads.
-    """
-    entered_s = time.time()
-    key = event.get("key")
-    if key:
-        import redis
-
-        redis.Redis.from_url(event["redis_url"]).set(key, repr(entered_s), ex=60)
-    return {"entered_s": entered_s}
 
 
 @dataclass
@@ -181,6 +171,56 @@ def host_cpus() -> int:
         return os.cpu_count() or 1
 
 
+#: Iterations of the pure-Python loop `measure_host_parallelism` times (~0.1 s alone).
+PARALLEL_LOOP = 2_000_000
+
+
+def _spin(ready: Any, done: Any) -> None:
+    ready.wait()
+    total = 0
+    for i in range(PARALLEL_LOOP):
+        total += i * i
+    done.put(total)
+
+
+def busy_wall_s(processes: int) -> float:
+    """Seconds until the last of `processes` processes, started together once all are up,
+    finishes the same pure-Python loop."""
+    import multiprocessing
+
+    # Not fork: this process runs the emulator's threads (a forked child could inherit a lock
+    # one of them held). The fork server starts once and has this module loaded.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = multiprocessing.get_context("spawn")
+    ready, done = context.Barrier(processes + 1), context.Queue()
+    workers = [context.Process(target=_spin, args=(ready, done)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    ready.wait()  # process start-up is not timed
+    start = time.perf_counter()
+    for _ in range(processes):
+        done.get()
+    elapsed = time.perf_counter() - start
+    for worker in workers:
+        worker.join()
+    return elapsed
+
+
+def measure_host_parallelism(processes: int | None = None, repeats: int = 3) -> float:
+    """The CPUs `processes` busy processes get together (default: as many as `host_cpus`):
+    ``processes * t(1) / t(processes)``, the loop timed alone and in each of them, medians of
+    `repeats` alternations (the machine's speed drifts between single timings)."""
+    k = processes or host_cpus()
+    alone, together = [], []
+    for _ in range(repeats):
+        alone.append(busy_wall_s(1))
+        together.append(busy_wall_s(k))
+    return k * _median(alone) / _median(together)
+
+
 def fit_worker_overheads(
     samples: dict[str, list[Any]], invoke_ms: float, pubsub_ms: float = 0.0
 ) -> dict[str, float]:
@@ -262,7 +302,7 @@ def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurre
         "link_min_bytes_per_ms": 0.0,
         "link_max_bytes_per_ms": math.inf,
         # Workers, emulator, Redis and client share this machine's cores.
-        "host_cpus": float(host_cpus()),
+        "host_cpus": _fit_host_cpus(samples),
         **overheads,
         # Kept for the report (not Platform fields):
         "_upload_latency_ms": round(up_latency, 4),
@@ -271,6 +311,15 @@ def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurre
         "_download_bytes_per_ms": round(down_bw, 1),
         "_store_op_latency_ms": round(latency, 4),
     }
+
+
+def _fit_host_cpus(samples: dict[str, list[Any]]) -> float:
+    """Median measured parallelism (``host_parallelism`` samples), within [1, `host_cpus`];
+    the CPU count when nothing was measured."""
+    measured = samples.get("host_parallelism")
+    if not measured:
+        return float(host_cpus())
+    return round(min(max(_median(measured), 1.0), float(host_cpus())), 3)
 
 
 def _toml_value(value: Any) -> str:
@@ -309,6 +358,12 @@ def preset_toml(calibration: Calibration) -> str:
         f"{fields.get('_store_op_latency_ms', fields['store_op_ms'])} ms; store_op_ms is the",
         "# larger of that and its CPU inside runs (fitted with the task and invocation CPU)"
         + (f", measured {meta['overheads']}." if meta.get("overheads") else "."),
+        (
+            f"# host_cpus: {host_cpus()} busy processes got {fields['host_cpus']} CPUs together "
+            f"(median of {len(samples['host_parallelism'])} measurements)."
+            if samples.get("host_parallelism")
+            else "# host_cpus: the CPU count (parallelism not measured)."
+        ),
         "# The emulator has no billing: prices are AWS Lambda's.",
         "",
     ]
@@ -410,7 +465,12 @@ def bench_startups(
         samples[cold_key], samples[warm_key] = [], []
         for i in range(n_cold):
             name = f"calibrate-{memory_mb}-{i}-{uuid.uuid4().hex[:6]}"
-            emulator.add_function(name, memory_mb, handler=PROBE_HANDLER)
+            emulator.add_function(
+                name,
+                memory_mb,
+                handler=PROBE_HANDLER,
+                environment=backend_environment(endpoint_url),
+            )
             samples[cold_key].append(_sync_ms(client, name, {}))
             if i == 0:
                 for _ in range(n_warm):
@@ -643,8 +703,8 @@ def measure_overhead_run(
 
 
 def refit_overheads(calibration: Calibration, samples: dict[str, list[Any]]) -> Calibration:
-    """`calibration` with its worker-overhead samples (``overhead_*``, ``worker_setup_ms``)
-    replaced by `samples` and its fields fitted again.
+    """`calibration` with its worker-overhead and host samples (``overhead_*``,
+    ``worker_setup_ms``, ``host_parallelism``) replaced by `samples` and its fields fitted again.
 
     Validation measures them again between its recorded runs: this machine's speed drifts
     within minutes, so overheads measured over the runs' own stretch of time describe them
@@ -653,17 +713,14 @@ def refit_overheads(calibration: Calibration, samples: dict[str, list[Any]]) -> 
     Raises
     ------
     ValueError
-        If `samples` lacks one of the four workflows or the setup times.
+        If `samples` lacks one of them (naming it).
     """
-    names = [f"overhead_{name}" for name in overhead_workflows(2, 2)] + ["worker_setup_ms"]
+    names = [f"overhead_{name}" for name in OVERHEAD_WORKFLOWS]
+    names += ["worker_setup_ms", "host_parallelism"]
     missing = [name for name in names if not samples.get(name)]
     if missing:
         raise ValueError(f"refit_overheads: no samples of {', '.join(missing)}")
-    kept = {
-        k: v
-        for k, v in calibration.samples.items()
-        if not (k.startswith("overhead_") or k == "worker_setup_ms")
-    }
+    kept = {k: v for k, v in calibration.samples.items() if k not in names}
     merged = {**kept, **{k: list(v) for k, v in samples.items()}}
     meta = calibration.meta
     fields = fit_platform(
@@ -709,7 +766,6 @@ def calibrate_local(
     """
     import platform as host_platform
 
-    from runtime.lambda_backend import backend_environment
     from runtime.lambda_local import LambdaEmulator
 
     started = time.perf_counter()
@@ -731,6 +787,7 @@ def calibrate_local(
             )
         )
         samples.update(bench_store(redis_url, sizes, n_ops=n_ops, n_transfers=n_transfers))
+        samples["host_parallelism"] = [measure_host_parallelism() for _ in range(3)]
         if Path("/proc/stat").is_file():  # busy CPU time is read from Linux's counters
             emulator.add_function(
                 f"faasdag-{DEFAULT_MEMORY_MB[0]}",

@@ -111,8 +111,10 @@ def deploy(
 
     The code is uploaded once per function (not per task), and Lambda's asynchronous retries are
     switched off (``MaximumRetryAttempts=0``): the client retries lost workers itself. A new
-    function's environment names the backend its workers invoke others with (`backend_environment`),
-    so its containers make their Lambda client when they start; `environment` adds to it.
+    function's environment names the backend its workers invoke others with
+    (`backend_environment`), so its containers make their Lambda client when they start;
+    `environment` adds variables (or overrides that one). An existing function keeps its
+    environment (a warning says so).
     """
     import boto3
 
@@ -130,13 +132,20 @@ def deploy(
     memory = {function_name(c, prefix): c.memory_mb for c in configs}
     for name in names:
         try:
-            client.get_function(FunctionName=name)
-            exists = True
+            existing = client.get_function(FunctionName=name)["Configuration"]
         except client.exceptions.ResourceNotFoundException:
-            exists = False
-        if exists:
+            existing = None
+        if existing is not None:
             log.info("updating the code of %s", name)
             client.update_function_code(FunctionName=name, ZipFile=code)
+            current = existing.get("Environment", {}).get("Variables", {})
+            if any(current.get(key) != value for key, value in variables.items()):
+                log.warning(
+                    "%s keeps the environment it was created with (only its code is updated), "
+                    "not %s: delete the function to recreate it with that",
+                    name,
+                    variables,
+                )
         else:
             log.info("creating %s (%d MB)", name, memory[name])
             client.create_function(

@@ -147,7 +147,16 @@ def test_refit_overheads_replaces_the_worker_samples_and_fits_again():
     says where its overheads come from; missing shapes are named."""
     import json
 
-    from runtime.calibrate import Calibration, preset_toml, refit_overheads
+    from runtime.calibrate import (
+        OVERHEAD_WORKFLOWS,
+        Calibration,
+        host_cpus,
+        overhead_workflows,
+        preset_toml,
+        refit_overheads,
+    )
+
+    assert tuple(overhead_workflows(3, 2)) == OVERHEAD_WORKFLOWS
 
     samples_file = Path(str(preset_file("local"))).with_suffix(".json")
     calibration = Calibration(**json.loads(samples_file.read_text()))
@@ -157,14 +166,17 @@ def test_refit_overheads_replaces_the_worker_samples_and_fits_again():
         if key.startswith("overhead_")
     }
     doubled["worker_setup_ms"] = calibration.samples["worker_setup_ms"]
+    doubled["host_parallelism"] = [1.5, 1.6, 9.0]  # medians, at most the CPU count
     refit = refit_overheads(calibration, doubled)
+    assert refit.fields["host_cpus"] == min(1.6, host_cpus())
     assert refit.samples["overhead_fanout"] == doubled["overhead_fanout"]
     assert refit.samples["upload"] == calibration.samples["upload"]
     assert refit.fields["invocation_cpu_ms"] > calibration.fields["invocation_cpu_ms"]
     assert refit.fields["invoke_latency_ms"] == calibration.fields["invoke_latency_ms"]
     assert "between the recorded runs" in preset_toml(refit)
-    del doubled["overhead_relay"]
-    with pytest.raises(ValueError, match="overhead_relay"):
+    assert "CPUs together (median of 3 measurements)" in preset_toml(refit)
+    del doubled["overhead_relay"], doubled["host_parallelism"]
+    with pytest.raises(ValueError, match="overhead_relay, host_parallelism"):
         refit_overheads(calibration, doubled)
 
 
@@ -179,32 +191,22 @@ def test_validation_refuses_runs_that_did_not_run_the_plan_it_simulates():
     run_id = tasks.loc[first, "run_id"]
     with pytest.raises(ValueError, match=f"run {run_id}.*'elsewhere'"):
         validate_traces(tampered, FidelityConfig())
+    # Flexible (WUKONG) workers have no planned id, but their memory size is checked.
+    tasks = traces.tasks.copy()
+    flexible = tasks.index[tasks["worker_id"].str.startswith("flex-")][0]
+    tasks.loc[flexible, "memory_mb"] = 4096
+    tampered = TraceSet(tasks=tasks, workers=traces.workers, runs=traces.runs)
+    with pytest.raises(ValueError, match=r"\[4096\] MB"):
+        validate_traces(tampered, FidelityConfig())
 
 
-def test_function_environment_names_the_backend_its_containers_prepare():
-    """The deployer's and the benches' functions carry the runs' backend descriptor; a
-    container makes that backend's client from it, and a malformed one is an error naming
-    the variable."""
-    import json
+def test_host_parallelism_is_the_cpus_busy_processes_share():
+    """Two busy processes get between half a CPU and two together (one alone gets one), and
+    one process timed against itself gets one."""
+    from runtime.calibrate import measure_host_parallelism
 
-    from runtime.backends import backend_for
-    from runtime.lambda_backend import (
-        BACKEND_ENV,
-        LambdaBackend,
-        backend_environment,
-        prepare_configured_backend,
-    )
-
-    url = "http://127.0.0.1:9"  # never contacted: making a client does not connect
-    environ = backend_environment(url)
-    assert json.loads(environ[BACKEND_ENV]) == LambdaBackend(url).descriptor
-    prepare_configured_backend(environ)
-    assert backend_for(LambdaBackend(url).descriptor)._client is not None
-    prepare_configured_backend({})  # nothing named, nothing made
-    with pytest.raises(ValueError, match=BACKEND_ENV):
-        prepare_configured_backend({BACKEND_ENV: "{not json"})
-    with pytest.raises(ValueError, match="JSON object"):
-        prepare_configured_backend({BACKEND_ENV: "[1]"})
+    assert 0.5 <= measure_host_parallelism(2, repeats=1) <= 2.5
+    assert 0.5 <= measure_host_parallelism(1, repeats=1) <= 1.5
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux /proc")

@@ -404,3 +404,27 @@ def test_malformed_backend_variable_fails_the_container_start_naming_it():
         response, body = invoke(lambda_client(emu), "faasdag-1024", {"faasdag": 1, "warmup": True})
     assert response["FunctionError"] == "Unhandled" and body["errorType"] == "ValueError"
     assert BACKEND_ENV in body["errorMessage"]
+
+
+def test_function_environment_names_the_backend_its_containers_prepare():
+    """The deployer's and the benches' functions carry the runs' backend descriptor; a
+    container makes that backend's client from it, and a malformed one is an error naming
+    the variable."""
+    from runtime.backends import backend_for
+    from runtime.lambda_backend import (
+        BACKEND_ENV,
+        LambdaBackend,
+        backend_environment,
+        prepare_configured_backend,
+    )
+
+    url = "http://127.0.0.1:9"  # never contacted: making a client does not connect
+    environ = backend_environment(url)
+    assert json.loads(environ[BACKEND_ENV]) == LambdaBackend(url).descriptor
+    prepare_configured_backend(environ)
+    assert backend_for(LambdaBackend(url).descriptor)._client is not None
+    prepare_configured_backend({})  # nothing named, nothing made
+    with pytest.raises(ValueError, match=BACKEND_ENV):
+        prepare_configured_backend({BACKEND_ENV: "{not json"})
+    with pytest.raises(ValueError, match="JSON object"):
+        prepare_configured_backend({BACKEND_ENV: "[1]"})
