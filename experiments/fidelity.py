@@ -249,11 +249,11 @@ class Bench:
         """Top the pool of `memory_mb` up to at least `n` idle workers, each ready to invoke.
 
         Sends `n` concurrent warm-up pings that hold their container `PREWARM_HOLD_MS` (so they
-        reach `n` distinct containers), make the runs' backend client in it and import
-        `imports` (the workflow's task modules), as in a container that ran the workflow.
+        reach `n` distinct containers) and import `imports` (the workflow's task modules), as
+        in a container that ran the workflow; a new container makes the runs' Lambda client
+        when it starts (its function's environment names the backend).
         With `every`, pings every idle container too (at least `n`), even if enough are idle.
         """
-        from runtime.backends import backend_for
         from runtime.lambda_backend import WARMUP_PAYLOAD
 
         function = self.emulator.functions[f"faasdag-{memory_mb}"]
@@ -265,14 +265,7 @@ class Bench:
             from runtime.calibrate import _lambda_client
 
             self._client = _lambda_client(self.emulator.endpoint_url)
-        # The descriptor the runs' workers get, so the pinged containers cache the same client.
-        backend = backend_for({"kind": "lambda", "endpoint_url": self.emulator.endpoint_url})
-        ping = {
-            **WARMUP_PAYLOAD,
-            "backend": backend.descriptor,
-            "hold_ms": PREWARM_HOLD_MS,
-            "imports": list(imports),
-        }
+        ping = {**WARMUP_PAYLOAD, "hold_ms": PREWARM_HOLD_MS, "imports": list(imports)}
         payload = json.dumps(ping).encode()
         threads = [
             threading.Thread(
@@ -403,12 +396,17 @@ def _record(
             # Every container may serve the workflow and the no-op workflows alike: each has
             # imported both (a container first started by one would import the other mid-run).
             modules = _task_modules(example.workflow, *(w for w, _ in overhead_cells.values()))
+
+            def overhead_run(name: str, modules: list[str] = modules) -> tuple[Any, Any]:
+                overhead, overhead_plan = overhead_cells[name]
+                bench.prewarm(overhead_mb, len(overhead_plan.workers()) + POOL_MARGIN, modules)
+                return measure_overhead_run(overhead, overhead_plan, url, bench.redis_url)
+
             if overhead_cells:
                 for memory_mb in configs:
                     bench.prewarm(memory_mb, 0, modules, every=True)
-                for overhead, overhead_plan in overhead_cells.values():
-                    bench.prewarm(overhead_mb, len(overhead_plan.workers()) + POOL_MARGIN, modules)
-                    measure_overhead_run(overhead, overhead_plan, url, bench.redis_url)  # warm-up
+                for name in overhead_cells:
+                    overhead_run(name)  # warm-up
             planners = list(config.planners)
             for rep in range(config.repetitions):
                 for planner in planners[rep % len(planners) :] + planners[: rep % len(planners)]:
@@ -433,11 +431,8 @@ def _record(
                             f"{workflow} {planner} #{rep}: {result.makespan_ms:.1f} ms, "
                             f"{int(result.runs['n_cold'].iloc[0])} cold"
                         )
-                for name, (overhead, overhead_plan) in overhead_cells.items():
-                    bench.prewarm(overhead_mb, len(overhead_plan.workers()) + POOL_MARGIN, modules)
-                    row, setups = measure_overhead_run(
-                        overhead, overhead_plan, url, bench.redis_url
-                    )
+                for name in overhead_cells:
+                    row, setups = overhead_run(name)
                     samples[f"overhead_{name}"].append(row)
                     samples["worker_setup_ms"].extend(setups)
                 if overhead_cells:
@@ -606,7 +601,7 @@ def validate_traces(
     runs["cell_workflow"] = [c["workflow"] for c in cells]
     runs["cell_planner"] = [c["planner"] for c in cells]
     runs["cell_preset"] = [c.get("preset") for c in cells]
-    plans: dict[tuple[str, str], tuple[Any, Any]] = {}
+    plans: dict[tuple[str, str, str | None], tuple[Any, Any]] = {}
     rows = []
     for run in runs.itertuples(index=False):
         key = (run.cell_workflow, run.cell_planner, run.cell_preset)
