@@ -697,6 +697,13 @@ class FidelityReport:
         Per (workflow, planner): mean real and simulated makespan, median errors.
     n_cold_runs : int
         Recorded runs that had a cold start (not in steady state).
+    run_noise : dict
+        The real runs against themselves: ``median`` and ``p90`` of |mean of the cell's other
+        runs - run| / run. A prediction of a cell's mean makespan, however exact, scores about
+        this; per-run errors much below it are out of reach on this machine.
+    real_tau_halves : float
+        Mean over workflows of Kendall tau between the planner rankings of the two halves of
+        the real runs (alternate runs of each cell): how far reality agrees with itself.
     """
 
     makespan: dict[str, float]
@@ -705,6 +712,8 @@ class FidelityReport:
     tau_mean: float
     by_cell: pd.DataFrame = field(repr=False)
     n_cold_runs: int = 0
+    run_noise: dict[str, float] = field(default_factory=dict)
+    real_tau_halves: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -719,6 +728,14 @@ class FidelityReport:
             f"cost     |sim-real|/real: median {self.cost['median']:.3f}, p90 {self.cost['p90']:.3f}",
             f"Kendall tau of planner rankings: mean {self.tau_mean:.3f}; "
             + ", ".join(f"{w}: {t:.2f}" for w, t in self.tau.items()),
+        ]
+        if self.run_noise:
+            lines.append(
+                "real runs against their cell's other runs: median "
+                f"{self.run_noise['median']:.3f}, p90 {self.run_noise['p90']:.3f}; "
+                f"tau between halves of the real runs: {self.real_tau_halves:.3f}"
+            )
+        lines += [
             "",
             self.by_cell.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
         ]
@@ -751,15 +768,53 @@ def summarize(frame: pd.DataFrame) -> FidelityReport:
         workflow: kendall_tau(list(group["real_ms"]), list(group["sim_ms"]))
         for workflow, group in by_cell.groupby("workflow", sort=False)
     }
-    finite = [t for t in tau.values() if not math.isnan(t)]
     return FidelityReport(
         makespan=quantiles("makespan_error"),
         cost=quantiles("cost_error"),
         tau=tau,
-        tau_mean=float(np.mean(finite)) if finite else math.nan,
+        tau_mean=_finite_mean(tau.values()),
         by_cell=by_cell,
         n_cold_runs=int((frame["n_cold"] > 0).sum()),
+        run_noise=_run_noise(frame),
+        real_tau_halves=_real_tau_halves(frame),
     )
+
+
+def _finite_mean(values: Iterable[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _run_noise(frame: pd.DataFrame) -> dict[str, float]:
+    """Quantiles of |mean of the cell's other real runs - run| / run (cells of >= 2 runs)."""
+    errors = []
+    for _cell, group in frame.groupby(["workflow", "planner"], sort=False):
+        real = group["real_makespan_ms"].to_numpy(dtype=float)
+        if real.size < 2:
+            continue
+        others = (real.sum() - real) / (real.size - 1)
+        errors.append(np.abs(others - real) / real)
+    if not errors:
+        return {}
+    values = np.concatenate(errors)
+    return {
+        "median": float(np.median(values)),
+        "p90": float(np.quantile(values, 0.9)),
+        "n": int(values.size),
+    }
+
+
+def _real_tau_halves(frame: pd.DataFrame) -> float:
+    """Mean over workflows of Kendall tau between the planners' mean real makespans over
+    alternate runs of each cell (in recorded order) and over the others."""
+    half = frame.groupby(["workflow", "planner"], sort=False).cumcount() % 2
+    means = frame.groupby(["workflow", "planner", half], sort=False)["real_makespan_ms"].mean()
+    taus = []
+    for _workflow, cells in means.groupby(level="workflow", sort=False):
+        halves = cells.unstack(level=-1)
+        if halves.shape[1] == 2 and not halves.isna().any().any():
+            taus.append(kendall_tau(list(halves.iloc[:, 0]), list(halves.iloc[:, 1])))
+    return _finite_mean(taus)
 
 
 def plot_predicted_vs_real(frame: pd.DataFrame, path: str | Path) -> Path:

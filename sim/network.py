@@ -1,7 +1,8 @@
 """Network and store: transfers between workers and the shared store (Redis), and its latencies.
 
 Every worker has its own link, and the store has one link that all transfers share; each link is
-a `ProcessorSharing` server in bytes per ms.
+a `ProcessorSharing` server in bytes per ms. A transfer's two ends also work (CPU-ms per byte,
+per direction), on the host's CPUs when containers share them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class Network:
     so a transfer limited by one link still takes its full fair share of the other (the slower
     share dominates its time; the faster link's other users are served a little pessimistically).
     Each link carries uploads and downloads alike (one capacity per link, not full duplex).
+    Beside the links, the transfer's two ends work too (serialising, socket copies: the
+    platform's per-direction ``upload_bytes_per_ms`` / ``download_bytes_per_ms``): a job of
+    the shared host's CPUs, or a floor on the transfer's time when it has CPUs of its own.
+    Measured on one machine, concurrent transfers are bound by that work, not by one store link
+    (``benchmarks/store_transfers.py``).
 
     Parameters
     ----------
@@ -129,19 +135,26 @@ class Network:
         if nbytes > 0:
             # Both links serve the bytes at once; waiting on each in turn is waiting for both.
             on_worker_link = worker_link.serve(nbytes)
-            on_host = self._copy_work(nbytes)
+            on_host = self._copy_work(nbytes, direction)
             yield self.store_link.serve(nbytes)
             yield on_worker_link
             if on_host is not None:
                 yield on_host
         return self.env.now - start_ms
 
-    def _copy_work(self, nbytes: int) -> simpy.Event | None:
-        """On a shared host, the CPU work of moving `nbytes` (pickling, socket copies), done
-        beside the store link; None when containers have CPUs of their own."""
-        if not self.host.shared or math.isinf(self.platform.store_bandwidth_bytes_per_ms):
+    def _copy_work(self, nbytes: int, direction: Direction) -> simpy.Event | None:
+        """The work of moving `nbytes` at the transfer's two ends (serialising, socket copies),
+        done beside the links: CPU of a shared host, or a floor on the transfer's time with
+        CPUs of its own; None when the platform sets no such work."""
+        rate = self.platform.own_transfer_rate(direction)
+        if rate is None:
+            # Presets without per-direction rates: a shared host's CPU at the store's bandwidth.
+            if not self.host.shared:
+                return None
+            rate = self.platform.store_bandwidth_bytes_per_ms
+        if math.isinf(rate):
             return None
-        return self.host.work(nbytes / self.platform.store_bandwidth_bytes_per_ms)
+        return self.host.work(nbytes / rate)
 
     def transfer_batch(
         self,
@@ -183,7 +196,7 @@ class Network:
         start = self.env.now
         self._batch_busy_until[worker_key] = start + max(link_ms, default=0.0)
         on_store = [self.store_link.serve(n) if n > 0 else None for n in sizes]
-        on_host = [self._copy_work(n) if n > 0 else None for n in sizes]
+        on_host = [self._copy_work(n, direction) if n > 0 else None for n in sizes]
         elapsed = []
         for link_done_ms, store, host in zip(link_ms, on_store, on_host, strict=True):
             store_ms = 0.0
@@ -213,9 +226,11 @@ class Network:
             yield self.host.work(self.platform.pubsub_ms)
         return self.env.now - start_ms
 
-    def ideal_transfer_ms(self, config: ResourceConfig, nbytes: int) -> float:
+    def ideal_transfer_ms(
+        self, config: ResourceConfig, nbytes: int, direction: Direction | None = None
+    ) -> float:
         """Time of a transfer alone on idle links (see `Platform.ideal_transfer_ms`), ms."""
-        return float(self.platform.ideal_transfer_ms(config, nbytes))
+        return float(self.platform.ideal_transfer_ms(config, nbytes, direction))
 
 
 def _batch_finish_ms(sizes: list[int], bandwidth: float) -> list[float]:

@@ -74,6 +74,12 @@ class Platform:
         Latency from a publish to its delivery to subscribers, ms.
     store_bandwidth_bytes_per_ms : float
         The store's link, shared by every transfer, bytes per ms (inf allowed).
+    upload_bytes_per_ms, download_bytes_per_ms : float or None
+        What one transfer's own two ends (serialising, socket copies at the worker and at the
+        store) move per ms in each direction, alone on an idle machine. It is CPU work: on a
+        shared host (finite `host_cpus`) it competes with every other job; with CPUs of its
+        own a transfer simply takes at least that long. None (presets calibrated before
+        2026-11-28): on a shared host that work is ``bytes / store_bandwidth_bytes_per_ms``.
     link_bytes_per_ms_per_gb, link_min_bytes_per_ms, link_max_bytes_per_ms : float
         A worker's network link: ``per_gb * memory_gb`` clamped to [min, max], bytes per ms.
     price_per_gb_s, price_per_request : float
@@ -114,6 +120,8 @@ class Platform:
     store_op_ms: float = 0.0
     pubsub_ms: float = 0.0
     store_bandwidth_bytes_per_ms: float = math.inf
+    upload_bytes_per_ms: float | None = None
+    download_bytes_per_ms: float | None = None
     link_bytes_per_ms_per_gb: float = math.inf
     link_min_bytes_per_ms: float = 0.0
     link_max_bytes_per_ms: float = math.inf
@@ -138,6 +146,8 @@ class Platform:
         "store_op_ms": (0.0, False, True),
         "pubsub_ms": (0.0, False, True),
         "store_bandwidth_bytes_per_ms": (0.0, True, False),
+        "upload_bytes_per_ms": (0.0, True, False),
+        "download_bytes_per_ms": (0.0, True, False),
         "link_bytes_per_ms_per_gb": (0.0, True, False),
         "link_min_bytes_per_ms": (0.0, False, True),
         "link_max_bytes_per_ms": (0.0, True, False),
@@ -151,12 +161,16 @@ class Platform:
         "invocation_cpu_ms": (0.0, False, True),
         "host_cpus": (0.0, True, False),
     }
+    # fields of _RANGES that may also be None
+    _OPTIONAL = frozenset({"upload_bytes_per_ms", "download_bytes_per_ms"})
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"Platform name={self.name!r} must be a non-empty string")
         for key, (low, inf_ok, low_ok) in self._RANGES.items():
             value = getattr(self, key)
+            if value is None and key in self._OPTIONAL:
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"Platform {key}={value!r} is not a number")
             bad = (
@@ -270,10 +284,28 @@ class Platform:
         scaled = self.link_bytes_per_ms_per_gb * config.memory_gb
         return min(max(scaled, self.link_min_bytes_per_ms), self.link_max_bytes_per_ms)
 
-    def ideal_transfer_ms(self, config: ResourceConfig, nbytes):
-        """Time of one transfer alone on idle links: the store's command latency plus bytes over
-        the slower of the worker's and the store's link, ms (`nbytes` may be an array)."""
+    def own_transfer_rate(self, direction: str | None = None) -> float | None:
+        """What a transfer's own ends move per ms `direction` (``"up"``, ``"down"``; None: the
+        rate at which an upload and a download of the same bytes take as long as they do
+        together), bytes per ms; None when neither direction is set."""
+        if direction not in (None, "up", "down"):
+            raise ValueError(f"direction={direction!r} is not 'up', 'down' or None")
+        rates = {"up": self.upload_bytes_per_ms, "down": self.download_bytes_per_ms}
+        if direction is not None:
+            return rates[direction]
+        known = [r for r in rates.values() if r is not None]
+        if not known:
+            return None
+        return len(known) / sum(1.0 / r for r in known)
+
+    def ideal_transfer_ms(self, config: ResourceConfig, nbytes, direction: str | None = None):
+        """Time of one transfer alone on idle links and an idle machine: the store's command
+        latency plus bytes over the slowest of the worker's link, the store's link and the
+        transfer's own rate (`own_transfer_rate`), ms (`nbytes` may be an array)."""
         bandwidth = min(self.link_bytes_per_ms(config), self.store_bandwidth_bytes_per_ms)
+        own = self.own_transfer_rate(direction)
+        if own is not None:
+            bandwidth = min(bandwidth, own)
         if math.isinf(bandwidth):
             return self.store_op_ms + 0.0 * np.asarray(nbytes, dtype=float)
         return self.store_op_ms + np.asarray(nbytes, dtype=float) / bandwidth

@@ -11,6 +11,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments.cli import UsageError
@@ -66,6 +67,38 @@ def test_kendall_tau_of_known_rankings():
     assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
 
 
+def test_summary_measures_the_real_runs_against_themselves():
+    """Beside the simulator's errors, a summary says how well the real runs predict each
+    other: each run against the mean of its cell's other runs, and the planner ranking of
+    alternate runs against the others'."""
+    import pandas as pd
+
+    real = {"a": [100.0, 100.0, 100.0, 100.0], "b": [150.0, 250.0, 150.0, 250.0]}
+    real["c"] = [300.0, 300.0, 300.0, 300.0]
+    frame = pd.DataFrame(
+        [
+            {"workflow": "w", "planner": p, "real_makespan_ms": ms, "sim_makespan_ms": ms,
+             "makespan_error": 0.0, "cost_error": 0.0, "n_cold": 0}
+            for round_ms in zip(*real.values(), strict=True)
+            for p, ms in zip(real, round_ms, strict=True)
+        ]
+    )  # fmt: skip
+    report = summarize(frame)
+    # a: exact; b: a 150 run against (250+150+250)/3, a 250 run against (150+250+150)/3
+    b_errors = [abs(650 / 3 - 150) / 150, abs(550 / 3 - 250) / 250]
+    expected = [0.0] * 8 + b_errors * 2
+    assert report.run_noise["p90"] == pytest.approx(np.quantile(expected, 0.9))
+    assert report.run_noise["p90"] > 0.3 and report.run_noise["n"] == 12
+    # The halves agree on a < b < c: b's halves are 150 and 250 ms.
+    assert report.real_tau_halves == pytest.approx(1.0)
+    assert "other runs: median" in report.text()
+    # a's alternate runs say 400 ms, its others 10 ms: the halves rank it last and first.
+    a_runs = frame["planner"] == "a"
+    swapped = frame.copy()
+    swapped.loc[a_runs, "real_makespan_ms"] = [400.0, 10.0, 400.0, 10.0]
+    assert summarize(swapped).real_tau_halves == pytest.approx(-1 / 3)
+
+
 def test_bad_config_is_one_clear_usage_error():
     """An unknown key or planner in a validation config raises UsageError naming it."""
     with pytest.raises(UsageError, match="unknown key 'plannerz'"):
@@ -115,6 +148,24 @@ def test_calibrate_writes_a_loadable_preset(redis_url, tmp_path):
     path = write_preset(calibration, tmp_path / "mine.toml")
     platform = Platform.preset(str(path))
     assert platform.name == "mine" and platform.cold_start_median_ms > 0
+    # Redis said how much CPU it spent: the store's shared link is what its thread moves.
+    [[moved, cpu_ms]] = calibration.samples["store_server_cpu"]
+    assert moved >= 2 * 2 * 1_000_000 and cpu_ms > 0
+    lone = max(platform.upload_bytes_per_ms, platform.download_bytes_per_ms)
+    assert platform.store_bandwidth_bytes_per_ms == pytest.approx(
+        max(moved / cpu_ms, lone), rel=1e-6
+    )
+
+
+def test_store_bandwidth_is_the_servers_bytes_per_cpu_ms():
+    """The store's shared link moves what its thread moved per CPU-ms, never less than it
+    served one transfer alone; without the server's CPU, the two directions' harmonic mean."""
+    from runtime.calibrate import _fit_store_bandwidth
+
+    measured = {"store_server_cpu": [[6_000_000, 2.0], [2_000_000, 2.0]]}
+    assert _fit_store_bandwidth(measured, 800.0, 400.0) == pytest.approx(2_000_000.0)
+    assert _fit_store_bandwidth(measured, 3e6, 400.0) == pytest.approx(3e6)
+    assert _fit_store_bandwidth({}, 800.0, 400.0) == pytest.approx(2 / (1 / 800 + 1 / 400))
 
 
 def test_worker_overheads_solve_the_cpu_budget():

@@ -1,5 +1,7 @@
 """Network: transfer time from latency and shared bandwidth; counters."""
 
+import math
+
 import pytest
 import simpy
 
@@ -113,3 +115,45 @@ def test_bad_transfer_rejected(nbytes, direction):
     network = Network(simpy.Environment(), slow_platform())
     with pytest.raises(ValueError, match="w9"):
         next(network.transfer("w9", CONFIG, nbytes, direction))
+
+
+def test_own_rates_set_a_lone_transfer_time_per_direction():
+    """With per-direction rates, a lone upload and a lone download take bytes over their own
+    rate when that is slower than the links, on private CPUs as on a shared host."""
+    for host_cpus in (math.inf, 2.0):
+        platform = slow_platform(
+            store_bandwidth_bytes_per_ms=1e6,
+            upload_bytes_per_ms=2000.0,
+            download_bytes_per_ms=500.0,
+            host_cpus=host_cpus,
+        )
+        _network, up = run_transfers(platform, [("w0", 10_000, "up")])
+        _network, down = run_transfers(platform, [("w0", 10_000, "down")])
+        assert up == [pytest.approx(2.0 + 10_000 / 2000.0)], host_cpus
+        assert down == [pytest.approx(2.0 + 10_000 / 500.0)], host_cpus
+
+
+def test_own_rates_run_in_parallel_up_to_the_host_cpus():
+    """Two workers' downloads share the CPUs of a shared host, not one store link: on two
+    CPUs each takes as long as alone, on one CPU twice as long."""
+    transfers = [("w0", 10_000, "down"), ("w1", 10_000, "down")]
+    own = dict(store_bandwidth_bytes_per_ms=1e6, store_op_ms=0.0, download_bytes_per_ms=500.0)
+    _network, two = run_transfers(slow_platform(**own, host_cpus=2.0), transfers)
+    _network, one = run_transfers(slow_platform(**own, host_cpus=1.0), transfers)
+    assert two == [pytest.approx(20.0)] * 2
+    assert one == [pytest.approx(40.0)] * 2
+
+
+def test_ideal_transfer_counts_the_own_rates():
+    """The planners' estimate of a transfer alone: per direction its own rate, without one
+    the rate at which an upload and a download together take as long."""
+    platform = slow_platform(
+        store_bandwidth_bytes_per_ms=1e6, upload_bytes_per_ms=2000.0, download_bytes_per_ms=500.0
+    )
+    network = Network(simpy.Environment(), platform)
+    assert network.ideal_transfer_ms(CONFIG, 8_000, "up") == pytest.approx(2.0 + 4.0)
+    assert network.ideal_transfer_ms(CONFIG, 8_000, "down") == pytest.approx(2.0 + 16.0)
+    both = 2 * network.ideal_transfer_ms(CONFIG, 8_000)
+    assert both == pytest.approx(2.0 + 4.0 + 2.0 + 16.0)
+    assert platform.own_transfer_rate() == pytest.approx(800.0)
+    assert slow_platform().own_transfer_rate() is None

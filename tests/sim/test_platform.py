@@ -122,6 +122,8 @@ def test_with_overrides():
         ("cold_start_sigma", math.nan),
         ("concurrency_limit", 0),
         ("price_per_gb_s", "1"),
+        ("upload_bytes_per_ms", 0.0),
+        ("download_bytes_per_ms", "fast"),
     ],
 )
 def test_bad_values_named(key, value):
