@@ -823,7 +823,9 @@ def calibrate_local(
         emulator = stack.enter_context(
             LambdaEmulator(max_concurrency=max_concurrency, keep_alive_s=keep_alive_s)
         )
-        samples: dict[str, list[Any]] = {}
+        # Spread over the calibration: this VM's parallelism dips for seconds at a time (one
+        # calibration measured 1.06 CPUs three times in a row, then its runs got ~2).
+        samples: dict[str, list[Any]] = {"host_parallelism": [measure_host_parallelism()]}
         samples.update(
             bench_startups(
                 emulator.endpoint_url,
@@ -834,8 +836,9 @@ def calibrate_local(
                 n_warm=n_warm,
             )
         )
+        samples["host_parallelism"].append(measure_host_parallelism())
         samples.update(bench_store(redis_url, sizes, n_ops=n_ops, n_transfers=n_transfers))
-        samples["host_parallelism"] = [measure_host_parallelism() for _ in range(3)]
+        samples["host_parallelism"].append(measure_host_parallelism())
         if Path("/proc/stat").is_file():  # busy CPU time is read from Linux's counters
             emulator.add_function(
                 f"faasdag-{DEFAULT_MEMORY_MB[0]}",
@@ -843,6 +846,7 @@ def calibrate_local(
                 environment=backend_environment(emulator.endpoint_url),
             )
             samples.update(bench_worker_overheads(emulator.endpoint_url, redis_url))
+        samples["host_parallelism"].append(measure_host_parallelism())
     fields = fit_platform(samples, keep_alive_s=keep_alive_s, concurrency=max_concurrency)
     meta = {
         "backend": "local",
