@@ -11,7 +11,9 @@ each upload then download one object (`BYTES_PER_CLIENT` in all) through `runtim
 - ``client_cpu_ms`` / ``server_cpu_ms``: CPU per transfer of the clients and of Redis.
 
 If transfers shared one store link, the aggregate would stay flat with k; if they are their
-ends' CPU work, it grows with the CPUs the clients get (see ``host_parallelism.py``).
+ends' CPU work, it grows with the CPUs the clients get (see ``host_parallelism.py``). Each case
+runs with glibc's default allocator and with large blocks kept in the heap, as worker
+containers run (`runtime.allocator`).
 """
 
 from __future__ import annotations
@@ -37,11 +39,21 @@ def rounds(nbytes: int) -> int:
 
 
 def _client(
-    url: str, index: int, nbytes: int, ready: object, start: object, results: object
+    url: str,
+    index: int,
+    nbytes: int,
+    keep: bool,
+    ready: object,
+    start: object,
+    results: object,
 ) -> None:
     import numpy as np
 
+    from runtime.allocator import keep_large_blocks
     from runtime.store import RedisStore, connect
+
+    if keep:
+        keep_large_blocks()
 
     store = RedisStore(connect(url), f"bench-transfers-{index}")
     value = np.ones(nbytes // 8)
@@ -61,11 +73,11 @@ def _client(
     results.put((up, down, time.process_time() - cpu))
 
 
-def measure(url: str, server: object, nbytes: int, clients: int) -> dict:
+def measure(url: str, server: object, nbytes: int, clients: int, keep: bool) -> dict:
     context = multiprocessing.get_context("forkserver")
     ready, start, results = context.Queue(), context.Event(), context.Queue()
     processes = [
-        context.Process(target=_client, args=(url, i, nbytes, ready, start, results))
+        context.Process(target=_client, args=(url, i, nbytes, keep, ready, start, results))
         for i in range(clients)
     ]
     for process in processes:
@@ -84,7 +96,7 @@ def measure(url: str, server: object, nbytes: int, clients: int) -> dict:
     transfers = 2 * each * clients
     return {
         "bench": "store_transfers",
-        "case": f"{nbytes} bytes, {clients} clients",
+        "case": f"{nbytes} bytes, {clients} clients, " + ("large blocks kept" if keep else "glibc"),
         "wall_s": round(wall, 4),
         "up_ms": round(1000 * sum(d[0] for d in done) / (each * clients), 3),
         "down_ms": round(1000 * sum(d[1] for d in done) / (each * clients), 3),
@@ -99,9 +111,11 @@ def main() -> None:
 
     with local_redis() as redis_server:
         server = connect(redis_server.url)
-        for nbytes in SIZES:
-            for clients in (1, 2, 4):
-                print(json.dumps(measure(redis_server.url, server, nbytes, clients)), flush=True)
+        for keep in (False, True):
+            for nbytes in SIZES:
+                for clients in (1, 2, 4):
+                    case = measure(redis_server.url, server, nbytes, clients, keep)
+                    print(json.dumps(case), flush=True)
 
 
 if __name__ == "__main__":

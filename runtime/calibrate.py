@@ -516,10 +516,14 @@ def bench_startups(
 def bench_store(
     redis_url: str, sizes: Sequence[int], *, n_ops: int, n_transfers: int
 ) -> dict[str, list[Any]]:
-    """Store op, pub/sub and transfer samples against `redis_url`."""
+    """Store op, pub/sub and transfer samples against `redis_url`, with this process's
+    allocator set as a worker container's (`runtime.allocator.keep_large_blocks`)."""
     import numpy as np
 
+    from runtime.allocator import keep_large_blocks
     from runtime.store import RedisStore, connect
+
+    keep_large_blocks()
 
     client = connect(redis_url)
     store = RedisStore(client, f"calibrate-{uuid.uuid4().hex[:8]}")
