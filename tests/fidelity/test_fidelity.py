@@ -285,36 +285,40 @@ def test_cpu_counter_counts_this_process_and_its_children():
 
 
 def test_validate_command_calibrates_this_machine_then_reports(redis_url, tmp_path, capsys):
-    """``faasdag validate CONFIG`` end to end: it calibrates first (the preset the planners
-    plan on), records the real runs with the worker-overhead workflows between them, re-fits
-    the preset the runs are simulated with on those, and writes the report, both presets and
-    the scatter plot."""
+    """``faasdag validate CONFIG`` end to end: it calibrates before each workflow (the preset
+    the planners plan on), records the real runs with the worker-overhead workflows between
+    the rounds, re-fits the presets the runs are simulated with on those of every workflow's
+    rounds, and writes the report, both presets per workflow and the scatter plot."""
     import json
 
     from experiments.cli import main
 
     config = tmp_path / "small.toml"
     config.write_text(
-        'workflows = ["tree_reduction:n=4,length=20000"]\n'
+        'workflows = ["tree_reduction:n=4,length=20000", "tree_reduction:n=2,length=20000"]\n'
         'planners = ["uniform", "heft"]\nrepetitions = 3\n'
     )
     out = tmp_path / "report"
     assert main(["validate", str(config), "--out", str(out), "--redis-url", redis_url]) == 0
-    before = out / "preset-tree_reduction_n_4_length_20000.before.toml"
-    preset = out / "preset-tree_reduction_n_4_length_20000.toml"
-    assert Platform.preset(str(before)).host_cpus < math.inf
-    assert "between the recorded runs" in preset.read_text()
-    samples = json.loads(preset.with_suffix(".json").read_text())["samples"]
-    assert [
-        len(samples[f"overhead_{name}"]) for name in ("chain", "chain2", "fanout", "relay")
-    ] == [3] * 4  # one per round
+    names = ["tree_reduction_n_4_length_20000", "tree_reduction_n_2_length_20000"]
+    before = [out / f"preset-{name}.before.toml" for name in names]
+    presets = [out / f"preset-{name}.toml" for name in names]
+    assert Platform.preset(str(before[0])).host_cpus < math.inf
+    assert all("between the recorded runs" in preset.read_text() for preset in presets)
+    samples = [json.loads(p.with_suffix(".json").read_text())["samples"] for p in presets]
+    overheads = [f"overhead_{name}" for name in ("chain", "chain2", "fanout", "relay")]
+    # one per round of either workflow, pooled into both presets
+    assert [len(samples[0][name]) for name in overheads] == [6] * 4
+    assert all(samples[0][name] == samples[1][name] for name in overheads)
+    assert samples[0]["host_parallelism"] == samples[1]["host_parallelism"]
     report = json.loads((out / "report.json").read_text())
-    assert report["makespan"]["n"] == 6
+    assert report["makespan"]["n"] == 12
     assert (out / "predicted_vs_real.png").stat().st_size > 0
     cells = TraceSet.read(out / "traces").runs["config"].map(json.loads)
-    assert set(cells.map(lambda cell: cell["preset"])) == {str(before)}
+    assert set(cells.map(lambda cell: cell["preset"])) == set(map(str, before))
     assert "calibrated this machine" in capsys.readouterr().out
-    assert report["presets"] == {"tree_reduction:n=4,length=20000": str(preset)}
+    workflows = ["tree_reduction:n=4,length=20000", "tree_reduction:n=2,length=20000"]
+    assert report["presets"] == dict(zip(workflows, map(str, presets), strict=True))
     # Re-validating the report's traces offline simulates with its presets: same figures.
     again = tmp_path / "again"
     argv = ["validate", str(config), "--traces", str(out / "traces"), "--out", str(again)]
