@@ -2,6 +2,7 @@
 with one line naming the key (exit status 2 from `faasdag run`)."""
 
 import json
+import re
 
 import pytest
 
@@ -59,7 +60,9 @@ def test_cells_change_id_when_the_files_they_read_change(tmp_path):
     recorded.write(traces, overwrite=True)
     after_traces = ids()
     assert after_traces != before
-    preset.write_text(preset.read_text().replace("host_cpus = 2.0", "host_cpus = 4.0"))
+    recalibrated = re.sub(r"^host_cpus = .*$", "host_cpus = 4.0", preset.read_text(), flags=re.M)
+    assert recalibrated != preset.read_text()
+    preset.write_text(recalibrated)
     assert ids() != after_traces
     # The folder still names the cells it ran (faasdag report reads them back) ...
     assert [c.cell_id for c in Experiment.from_json(kept).cells()] == before
