@@ -745,14 +745,6 @@ class FidelityReport:
 def summarize(frame: pd.DataFrame) -> FidelityReport:
     """Error quantiles and Kendall tau per workflow from `validate_traces` rows."""
 
-    def quantiles(column: str) -> dict[str, float]:
-        values = frame[column].to_numpy(dtype=float)
-        return {
-            "median": float(np.median(values)),
-            "p90": float(np.quantile(values, 0.9)),
-            "n": int(values.size),
-        }
-
     by_cell = (
         frame.groupby(["workflow", "planner"], sort=False)
         .agg(
@@ -769,8 +761,8 @@ def summarize(frame: pd.DataFrame) -> FidelityReport:
         for workflow, group in by_cell.groupby("workflow", sort=False)
     }
     return FidelityReport(
-        makespan=quantiles("makespan_error"),
-        cost=quantiles("cost_error"),
+        makespan=_quantiles(frame["makespan_error"]),
+        cost=_quantiles(frame["cost_error"]),
         tau=tau,
         tau_mean=_finite_mean(tau.values()),
         by_cell=by_cell,
@@ -785,23 +777,23 @@ def _finite_mean(values: Iterable[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
-def _run_noise(frame: pd.DataFrame) -> dict[str, float]:
-    """Quantiles of |mean of the cell's other real runs - run| / run (cells of >= 2 runs)."""
-    errors = []
-    for _cell, group in frame.groupby(["workflow", "planner"], sort=False):
-        real = group["real_makespan_ms"].to_numpy(dtype=float)
-        if real.size < 2:
-            continue
-        others = (real.sum() - real) / (real.size - 1)
-        errors.append(np.abs(others - real) / real)
-    if not errors:
-        return {}
-    values = np.concatenate(errors)
+def _quantiles(values: Any) -> dict[str, float]:
+    values = np.asarray(values, dtype=float)
     return {
         "median": float(np.median(values)),
         "p90": float(np.quantile(values, 0.9)),
         "n": int(values.size),
     }
+
+
+def _run_noise(frame: pd.DataFrame) -> dict[str, float]:
+    """Quantiles of |mean of the cell's other real runs - run| / run (cells of >= 2 runs)."""
+    real = frame["real_makespan_ms"].astype(float)
+    cell = real.groupby([frame["workflow"], frame["planner"]], sort=False)
+    n = cell.transform("size")
+    others = (cell.transform("sum") - real) / (n - 1)
+    errors = ((others - real).abs() / real)[n >= 2]
+    return _quantiles(errors) if len(errors) else {}
 
 
 def _real_tau_halves(frame: pd.DataFrame) -> float:

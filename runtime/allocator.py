@@ -5,8 +5,8 @@ as such blocks are freed) with a fresh mapping and unmaps it on free, and it tri
 free top above a trim threshold. A worker that moves MB-sized values allocates and frees several
 such blocks per transfer (socket reads, the reply, the unpickled arrays), so their pages fault
 in again every time. On this machine (a Firecracker VM) that was most of a transfer's CPU: one
-1.6 MB download took 5.7 CPU-ms with glibc's defaults and 0.9 with large blocks kept, an 8 MB one
-23 and 6.7 (``benchmarks/store_transfers.py`` compares both).
+1 MB download took 2.8 ms with glibc's defaults and 0.8 with large blocks kept, an 8 MB one 27
+and 10 (``benchmarks/store_transfers.py`` compares both).
 
 `keep_large_blocks` sets both thresholds through ``mallopt`` (at run time, so it needs no
 environment variable before the process starts). A worker container calls it when it starts;

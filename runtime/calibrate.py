@@ -302,7 +302,7 @@ def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurre
         # A lone transfer's time is its two ends' work (the fits' bandwidths, CPU-bound here).
         "upload_bytes_per_ms": round(up_bw, 1),
         "download_bytes_per_ms": round(down_bw, 1),
-        # Loopback: a worker's link does not depend on its memory; the store is the bottleneck.
+        # Loopback: a worker's link does not depend on its memory and is never the bottleneck.
         "link_bytes_per_ms_per_gb": math.inf,
         "link_min_bytes_per_ms": 0.0,
         "link_max_bytes_per_ms": math.inf,
@@ -320,7 +320,7 @@ def _fit_store_bandwidth(samples: dict[str, list[Any]], up_bw: float, down_bw: f
     """What the store itself moves per ms, shared by every transfer: the bytes its (single)
     thread moved per CPU-ms during the transfer benchmark, and never below the rate at which it
     served one transfer alone. Concurrent transfers are bound by their ends' CPU, not by the
-    store: here 4 clients together moved ~1 GB/s against ~0.45 GB/s for one.
+    store: here 4 clients together moved 1.3-1.8x what one did (``benchmarks/store_transfers.py``).
 
     Without a server CPU measurement, the harmonic mean of the two directions' bandwidths
     (moves a byte up and down in the measured total time), as presets before 2026-11-28.
