@@ -13,16 +13,19 @@ then topped up; see `record`). Every recorded run is predicted by a simulation t
 - platform: the calibrated preset in its warm regime (cold-start draws replaced by the warm
   start-up, as the measured runs had warm pools): ``sim/presets/local.toml`` for the shipped
   traces (recorded in the session that calibrated it), a fresh calibration of this machine
-  just before each workflow's runs for ``faasdag validate`` with real runs; with
-  ``refine=True`` (the default) and a preset without a shared host, latencies are re-fitted on
-  the other runs (`refined_platform`);
+  just before each workflow's runs for ``faasdag validate`` with real runs. With
+  ``refine=True`` (the default) it is fitted on recorded runs too: a preset with a shared host
+  gets the host CPUs at which the workflow's runs of the *other* rounds are simulated without
+  bias (`fit_host_cpus`), one without gets its latencies re-fitted on the other runs
+  (`refined_platform`);
 - the plan: the cell's planner re-planned with the workflow's modelled profiles on the preset
   (deterministic, so the same plan that ran).
 
 It reports per run ``|sim - real| / real`` of makespan and of cost (both from the workers'
 billed ms with the same prices), their median and 90th percentile, the Kendall tau between the
-planner rankings by simulated and by real mean makespan per workflow, and a scatter plot of
-simulated against real makespan with the y = x line.
+planner rankings by simulated and by real mean makespan per workflow (simulated makespans within
+`SIM_TIE` of each other tied; the strict tau beside it), and a scatter plot of simulated against
+real makespan with the y = x line.
 
 `register` adds the ``calibrate`` and ``validate`` subcommands to the `faasdag` CLI; ``python
 -m experiments.fidelity record`` regenerates the shipped trace sets under ``traces/data``.
@@ -66,12 +69,26 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 #: Unrecorded runs of a cell's plan before its recorded ones.
 WARMUP_RUNS = 2
+#: Unrecorded rounds of every cell, as the recorded rounds run them, before those. Without one
+#: the recorded rounds got steadily faster: over seven validations the first was 4-22% slower
+#: than its cells' means and the fifth 1-10% faster, in exec, transfers and store round trips
+#: alike; with one (one validation), no trend was left (rounds within -6..+4%).
+WARMUP_ROUNDS = 1
 #: Idle workers per config beyond a warm-up run's count, topped up before each recorded run.
 POOL_MARGIN = 2
 #: How long each pre-warm ping holds its container, ms: long enough for all pings to overlap.
 PREWARM_HOLD_MS = 300.0
 #: Attempts of one real run whose trace rows the schema rejects (see `Bench.run`).
 RUN_ATTEMPTS = 3
+#: Bounds of a shared host's CPUs fitted on training runs (`fit_host_cpus`), and bisection steps
+#: (8 halvings of a 16x range: within 1.1%).
+FIT_HOST_CPUS = (0.25, 4.0)
+FIT_STEPS = 8
+#: Simulated makespans of two planners within this fraction of each other are a tie in the
+#: simulated ranking (`summarize`). Plans that differ only in memory sizes, which the emulator
+#: does not turn into CPU, are simulated 0.01-0.1% apart; that order is float noise, not a
+#: prediction, and the real runs' own noise is ~8% (median) per run.
+SIM_TIE = 0.01
 CONFIG_KEYS = {
     "name": str,
     "description": str,
@@ -327,8 +344,8 @@ def record(
 
     Per workflow: each planner's plan, then `WARMUP_RUNS` warm-up runs of it (not recorded:
     they start the processes the plan needs and load the workflow's modules in them); then
-    ``repetitions`` rounds, each running every planner's plan once, in an order rotated by one
-    per round. Interleaving the planners spreads this machine's speed drift (its state changes
+    `WARMUP_ROUNDS` unrecorded and ``repetitions`` recorded rounds, each running every
+    planner's plan once, in an order rotated by one per round. Interleaving the planners spreads this machine's speed drift (its state changes
     every few seconds) over all of them alike, instead of giving each planner its own stretch
     of time, which would bias their ranking. Before each recorded run the pools are topped up
     to the warm-up's workers per config plus `POOL_MARGIN` (invocations that pile up
@@ -408,12 +425,14 @@ def _record(
                 for name in overhead_cells:
                     overhead_run(name)  # warm-up
             planners = list(config.planners)
-            for rep in range(config.repetitions):
+            for rep in range(-WARMUP_ROUNDS, config.repetitions):  # rounds < 0: not recorded
                 for planner in planners[rep % len(planners) :] + planners[: rep % len(planners)]:
                     example, plan, needed = cells[planner]
                     for memory_mb, n in needed.items():  # steady state: no run starts cold
                         bench.prewarm(memory_mb, n + POOL_MARGIN, modules)
                     result = bench.run(example, plan)
+                    if rep < 0:
+                        continue
                     cell = {
                         "workflow": workflow,
                         "planner": planner,
@@ -576,6 +595,70 @@ def _check_plan_ran(plan: Any, tasks: pd.DataFrame, run: Any) -> None:
             )
 
 
+def fit_host_cpus(
+    platform: Any,
+    dag: Any,
+    plans: dict[str, Any],
+    tasks: pd.DataFrame,
+    runs: pd.DataFrame,
+    *,
+    seed: int = 0,
+) -> float:
+    """The ``host_cpus`` at which the simulator is unbiased on recorded runs of `dag`.
+
+    Finds the value at which the mean of ``log(simulated / real)`` makespan over `runs` is zero,
+    by bisection in log space over `FIT_HOST_CPUS` (the bias falls as CPUs grow); the profiles
+    are re-derived at each trial value (`median_profiles`), as the simulation would be.
+
+    The fit is an effective figure, not the machine's CPUs. It absorbs two things:
+
+    - the CPUs a run's work gets differ from what a busy loop measures between runs
+      (`runtime.calibrate.measure_host_parallelism`), and by workflow: on this 2-core machine
+      gemm's and image_pipeline's many short store round trips fitted 1.4-1.5 CPUs where the
+      loop measured 1.86;
+    - `traces.contention.solo_exec_ms` counts only the executing tasks as a run's load on the
+      host, while the simulator shares the CPUs with transfers' copy work and invocation CPU
+      too. Its exec times alone come out too long, so runs simulated with 1.2 CPUs, recorded
+      and fitted, give ~2.7 (and unbiased predictions of those runs).
+
+    Parameters
+    ----------
+    platform : Platform
+        With a shared host (finite ``host_cpus``).
+    plans : dict of str to Plan
+        The plan of each planner whose runs are in `runs`.
+    tasks, runs : DataFrame
+        Rows of the training runs only; `runs` has ``planner`` and ``makespan_ms``.
+
+    Returns
+    -------
+    float
+        CPUs, within `FIT_HOST_CPUS` (an end of it when no value there is unbiased).
+    """
+    from sim.simulate import simulate
+
+    log_real = np.log(runs["makespan_ms"].to_numpy(dtype=float))
+    planners = list(runs["planner"])
+
+    def bias(cpus: float) -> float:
+        trial = platform.with_overrides(host_cpus=cpus)
+        profiles = median_profiles(dag, tasks, cpus)
+        simulated = {
+            name: math.log(simulate(dag, plans[name], profiles, trial, seed=seed).makespan_ms)
+            for name in set(planners)
+        }
+        return float(np.mean([simulated[name] for name in planners] - log_real))
+
+    low, high = (math.log(v) for v in FIT_HOST_CPUS)
+    for _ in range(FIT_STEPS):
+        middle = (low + high) / 2
+        if bias(math.exp(middle)) > 0:  # simulated slower than real: more CPUs
+            low = middle
+        else:
+            high = middle
+    return round(math.exp((low + high) / 2), 3)
+
+
 def validate_traces(
     traces: Any,
     config: FidelityConfig,
@@ -587,10 +670,14 @@ def validate_traces(
     """Leave-one-run-out predictions of every recorded run; one row per run.
 
     `presets` maps a workflow spec to the preset its runs are simulated with (the one
-    calibrated just before them); other workflows use ``config.preset``.
+    calibrated just before them); other workflows use ``config.preset``. With `refine`, a
+    preset with a shared host gets the host CPUs fitted on the workflow's runs of the *other*
+    rounds (`fit_host_cpus`; the run's round-mates are left out too, so a round's shared
+    slowdown is not learnt from its own runs); one without gets its latencies re-fitted on the
+    other runs (`refined_platform`).
 
     Columns: run_id, workflow, planner, real_makespan_ms, sim_makespan_ms, makespan_error,
-    real_cost_usd, sim_cost_usd, cost_error, n_cold (real).
+    real_cost_usd, sim_cost_usd, cost_error, n_cold (real), host_cpus (simulated).
     """
     from sim.platform import Platform
     from sim.simulate import simulate
@@ -601,31 +688,56 @@ def validate_traces(
     runs["cell_workflow"] = [c["workflow"] for c in cells]
     runs["cell_planner"] = [c["planner"] for c in cells]
     runs["cell_preset"] = [c.get("preset") for c in cells]
+    # Runs recorded without rounds are each their own fold.
+    runs["fold"] = [
+        f"round {c['repetition']}" if "repetition" in c else f"run {run_id}"
+        for c, run_id in zip(cells, runs["run_id"], strict=True)
+    ]
     plans: dict[tuple[str, str, str | None], tuple[Any, Any]] = {}
-    rows = []
     for run in runs.itertuples(index=False):
         key = (run.cell_workflow, run.cell_planner, run.cell_preset)
         if key[0] not in bases:
             preset = (presets or {}).get(key[0], config.preset)
             bases[key[0]] = warm_regime(Platform.preset(preset))
-        base = bases[key[0]]
         if key not in plans:
             # The plan that ran: made on the preset the recording planned with (a validation
             # simulates with one re-fitted after the runs, on which planners may choose other
             # placements); the runs' tasks must sit where it places them.
-            planned_on = _planning_platform(run.cell_preset, base)
+            planned_on = _planning_platform(run.cell_preset, bases[key[0]])
             plans[key] = plan_cell(key[0], key[1], config.configs, planned_on)
+        _check_plan_ran(plans[key][1], traces.tasks[traces.tasks["run_id"] == run.run_id], run)
+    fitted: dict[tuple[str, str], float] = {}
+    rows = []
+    for run in runs.itertuples(index=False):
+        key = (run.cell_workflow, run.cell_planner, run.cell_preset)
+        base = bases[key[0]]
         example, plan = plans[key]
-        _check_plan_ran(plan, traces.tasks[traces.tasks["run_id"] == run.run_id], run)
-        train_ids = set(runs.loc[runs["dag_hash"] == run.dag_hash, "run_id"]) - {run.run_id}
+        same_dag = runs["dag_hash"] == run.dag_hash
+        train_ids = set(runs.loc[same_dag, "run_id"]) - {run.run_id}
         train_tasks = traces.tasks[traces.tasks["run_id"].isin(train_ids)]
         train_workers = traces.workers[traces.workers["run_id"].isin(train_ids)]
-        profiles = median_profiles(example.dag, train_tasks, base.host_cpus)
-        platform = (
-            refined_platform(base, train_tasks, train_workers, example.dag, plan)
-            if refine
-            else base
-        )
+        platform = base
+        if refine and math.isinf(base.host_cpus):
+            platform = refined_platform(base, train_tasks, train_workers, example.dag, plan)
+        elif refine:
+            fold = (run.dag_hash, run.fold)
+            if fold not in fitted:
+                fit_runs = runs[same_dag & (runs["fold"] != run.fold)]
+                fitted[fold] = fit_host_cpus(
+                    base,
+                    example.dag,
+                    {
+                        planner: plans[(workflow, planner, preset)][1]
+                        for workflow, planner, preset in fit_runs[
+                            ["cell_workflow", "cell_planner", "cell_preset"]
+                        ].itertuples(index=False)
+                    },
+                    traces.tasks[traces.tasks["run_id"].isin(fit_runs["run_id"])],
+                    fit_runs.assign(planner=fit_runs["cell_planner"]),
+                    seed=seed,
+                )
+            platform = base.with_overrides(host_cpus=fitted[fold])
+        profiles = median_profiles(example.dag, train_tasks, platform.host_cpus)
         simulated = simulate(example.dag, plan, profiles, platform, seed=seed)
         real_workers = traces.workers[traces.workers["run_id"] == run.run_id]
         real_cost = billed_cost_usd(real_workers, platform)
@@ -640,6 +752,7 @@ def validate_traces(
                 "real_cost_usd": real_cost,
                 "sim_cost_usd": sim_cost,
                 "n_cold": int(run.n_cold),
+                "host_cpus": float(platform.host_cpus),
             }
         )
     frame = pd.DataFrame(rows)
@@ -652,8 +765,13 @@ def validate_traces(
     return frame
 
 
-def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+def kendall_tau(
+    a: Sequence[float], b: Sequence[float], *, tie_a: float = 0.0, tie_b: float = 0.0
+) -> float:
     """Kendall's tau-b between two score lists (ties handled); NaN when undefined.
+
+    `tie_a` and `tie_b`: two scores of a list whose difference is at most this fraction of the
+    larger are a tie (0: only equal scores).
 
     Raises
     ------
@@ -662,12 +780,18 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     """
     if len(a) != len(b):
         raise ValueError(f"kendall_tau of lists of lengths {len(a)} and {len(b)}")
+
+    def order(x: Sequence[float], i: int, j: int, tie: float) -> int:
+        if abs(x[i] - x[j]) <= tie * max(abs(x[i]), abs(x[j])):
+            return 0
+        return 1 if x[i] > x[j] else -1
+
     concordant = discordant = ties_a = ties_b = 0
     n = len(a)
     for i in range(n):
         for j in range(i + 1, n):
-            da = np.sign(a[i] - a[j])
-            db = np.sign(b[i] - b[j])
+            da = order(a, i, j, tie_a)
+            db = order(b, i, j, tie_b)
             if da == 0 and db == 0:
                 continue
             if da == 0:
@@ -691,8 +815,16 @@ class FidelityReport:
     makespan, cost : dict
         ``median`` and ``p90`` of the per-run relative errors, and ``n`` runs.
     tau : dict of str to float
-        Kendall tau per workflow (planners ranked by mean makespan, simulated vs real).
+        Kendall tau-b per workflow (planners ranked by mean makespan, simulated vs real), where
+        two planners whose simulated makespans differ by at most `SIM_TIE` are tied in the
+        simulated ranking: the simulator does not tell them apart.
     tau_mean : float
+    tau_strict : dict of str to float
+        The same without that tolerance: every simulated difference, however small, is an order.
+    tau_strict_mean : float
+    host_cpus : dict of str to float
+        Per workflow, the median of the host CPUs its runs were simulated with (fitted on other
+        rounds by `fit_host_cpus`, or the preset's).
     by_cell : DataFrame
         Per (workflow, planner): mean real and simulated makespan, median errors.
     n_cold_runs : int
@@ -714,6 +846,9 @@ class FidelityReport:
     n_cold_runs: int = 0
     run_noise: dict[str, float] = field(default_factory=dict)
     real_tau_halves: float = math.nan
+    tau_strict: dict[str, float] = field(default_factory=dict)
+    tau_strict_mean: float = math.nan
+    host_cpus: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -728,7 +863,16 @@ class FidelityReport:
             f"cost     |sim-real|/real: median {self.cost['median']:.3f}, p90 {self.cost['p90']:.3f}",
             f"Kendall tau of planner rankings: mean {self.tau_mean:.3f}; "
             + ", ".join(f"{w}: {t:.2f}" for w, t in self.tau.items()),
+            f"  (simulated makespans within {SIM_TIE:.0%} are a tie; strict: mean "
+            f"{self.tau_strict_mean:.3f}; "
+            + ", ".join(f"{w}: {t:.2f}" for w, t in self.tau_strict.items())
+            + ")",
         ]
+        if self.host_cpus:
+            lines.append(
+                "host CPUs simulated (median per workflow): "
+                + ", ".join(f"{w}: {c:.2f}" for w, c in self.host_cpus.items())
+            )
         if self.run_noise:
             lines.append(
                 "real runs against their cell's other runs: median "
@@ -756,10 +900,16 @@ def summarize(frame: pd.DataFrame) -> FidelityReport:
         )
         .reset_index()
     )
-    tau = {
-        workflow: kendall_tau(list(group["real_ms"]), list(group["sim_ms"]))
-        for workflow, group in by_cell.groupby("workflow", sort=False)
-    }
+    tau, tau_strict = {}, {}
+    for workflow, group in by_cell.groupby("workflow", sort=False):
+        real, sim = list(group["real_ms"]), list(group["sim_ms"])
+        tau[workflow] = kendall_tau(real, sim, tie_b=SIM_TIE)
+        tau_strict[workflow] = kendall_tau(real, sim)
+    host_cpus = (
+        frame.groupby("workflow", sort=False)["host_cpus"].median().to_dict()
+        if "host_cpus" in frame
+        else {}
+    )
     return FidelityReport(
         makespan=_quantiles(frame["makespan_error"]),
         cost=_quantiles(frame["cost_error"]),
@@ -769,6 +919,9 @@ def summarize(frame: pd.DataFrame) -> FidelityReport:
         n_cold_runs=int((frame["n_cold"] > 0).sum()),
         run_noise=_run_noise(frame),
         real_tau_halves=_real_tau_halves(frame),
+        tau_strict=tau_strict,
+        tau_strict_mean=_finite_mean(tau_strict.values()),
+        host_cpus={str(w): float(c) for w, c in host_cpus.items()},
     )
 
 
@@ -876,7 +1029,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.add_argument("--redis-url", default=None)
     val.add_argument("--repetitions", type=int, default=None, help="override the config's")
     val.add_argument("--no-refine", action="store_true",
-                     help="use the preset's invoke latency as is")  # fmt: skip
+                     help="simulate with the preset as it is (nothing fitted on other runs)")  # fmt: skip
     val.add_argument("--no-calibrate", action="store_true",
                      help="real runs: simulate with the config's preset instead of calibrating "
                           "this machine before each workflow")  # fmt: skip

@@ -16,11 +16,16 @@ import pytest
 
 from experiments.cli import UsageError
 from experiments.fidelity import (
+    FIT_HOST_CPUS,
+    SIM_TIE,
     FidelityConfig,
+    fit_host_cpus,
     kendall_tau,
     load_config,
+    plan_cell,
     summarize,
     validate_traces,
+    warm_regime,
 )
 from sim.platform import Platform, preset_file
 from traces.io import TraceSet
@@ -64,6 +69,32 @@ def test_kendall_tau_of_known_rankings():
     assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
     assert kendall_tau([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
     assert kendall_tau([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    # Within a relative tolerance, two scores are a tie: 100 and 100.5 differ by 0.5%.
+    assert kendall_tau([2, 1, 3], [100, 100.5, 200]) == pytest.approx(1 / 3)
+    assert kendall_tau([2, 1, 3], [100, 100.5, 200], tie_b=0.01) == pytest.approx(2 / math.sqrt(6))
+    assert kendall_tau([100, 100.5, 200], [2, 1, 3], tie_a=0.01) == pytest.approx(2 / math.sqrt(6))
+    assert kendall_tau([2, 1, 3], [100, 100.5, 200], tie_b=0.001) == pytest.approx(1 / 3)
+
+
+def test_summary_ties_planners_the_simulator_does_not_tell_apart():
+    """Simulated makespans within SIM_TIE of each other are no predicted order: the summary's
+    tau ties them, its strict tau (also reported) does not."""
+    import pandas as pd
+
+    sim = {"a": 100.0, "b": 100.0 * (1 + SIM_TIE / 2), "c": 200.0}
+    real = {"a": 110.0, "b": 105.0, "c": 190.0}  # a and b the other way round
+    frame = pd.DataFrame(
+        [
+            {"workflow": "w", "planner": p, "real_makespan_ms": real[p], "sim_makespan_ms": sim[p],
+             "makespan_error": 0.0, "cost_error": 0.0, "n_cold": 0, "host_cpus": 1.5}
+            for p in sim
+        ]
+    )  # fmt: skip
+    report = summarize(frame)
+    assert report.tau_strict["w"] == pytest.approx(1 / 3)
+    assert report.tau["w"] == pytest.approx(2 / math.sqrt(6))
+    assert report.host_cpus == {"w": 1.5}
+    assert "strict: mean 0.333" in report.text() and "w: 1.50" in report.text()
 
 
 def test_summary_measures_the_real_runs_against_themselves():
@@ -112,8 +143,61 @@ def test_offline_fidelity_on_shipped_traces_stays_within_bounds():
     frame = validate_traces(traces, FidelityConfig())
     report = summarize(frame)
     assert report.makespan["n"] == len(traces.runs)
+    for cpus in report.host_cpus.values():  # fitted per workflow on the other rounds
+        assert FIT_HOST_CPUS[0] < cpus < FIT_HOST_CPUS[1]
     assert report.makespan["median"] <= OFFLINE_MEDIAN, report.text()
     assert report.makespan["p90"] <= OFFLINE_P90, report.text()
+
+
+def _simulated_runs(cpus: float, planners=("uniform", "heft"), runs_each=2):
+    """Runs of two planners' plans simulated on the local preset with `cpus` host CPUs, as
+    recorded tables (tasks, runs with planner and makespan_ms), and the plans."""
+    import pandas as pd
+
+    from planners import ProfilesPredictor
+    from sim.simulate import simulate
+
+    base = warm_regime(Platform.preset("local"))
+    truth = base.with_overrides(host_cpus=cpus)
+    plans, tasks, runs = {}, [], []
+    for planner in planners:
+        example, plan = plan_cell("tree_reduction:n=8,length=200000", planner, [1024, 2048], base)
+        plans[planner] = plan
+        profiles = ProfilesPredictor.from_profiled(example).profiles_for(example.dag)
+        for seed in range(runs_each):
+            result = simulate(
+                example.dag, plan, profiles, truth, seed=seed, run_id=f"{planner}{seed}"
+            )
+            tasks.append(result.tasks)
+            runs.append({"run_id": f"{planner}{seed}", "planner": planner,
+                         "makespan_ms": result.makespan_ms})  # fmt: skip
+    return base, example.dag, plans, pd.concat(tasks, ignore_index=True), pd.DataFrame(runs)
+
+
+def test_fitted_host_cpus_simulate_the_runs_without_bias():
+    """Runs simulated with 1.2 and with 2.4 host CPUs, fitted from a preset that says 1.8:
+    simulating with the fit is unbiased on them (mean log ratio ~0, each run within 10%), and
+    slower runs get fewer CPUs. The fit is not the CPUs the runs had: it also absorbs what
+    `solo_exec_ms` leaves out (see `fit_host_cpus`)."""
+    from experiments.fidelity import median_profiles
+    from sim.simulate import simulate
+
+    fits = {}
+    for cpus in (1.2, 2.4):
+        base, dag, plans, tasks, runs = _simulated_runs(cpus)
+        fit = fit_host_cpus(base.with_overrides(host_cpus=1.8), dag, plans, tasks, runs)
+        assert FIT_HOST_CPUS[0] < fit < FIT_HOST_CPUS[1]
+        fits[cpus] = fit
+        platform = base.with_overrides(host_cpus=fit)
+        profiles = median_profiles(dag, tasks, fit)
+        ratios = [
+            simulate(dag, plans[run.planner], profiles, platform, seed=0).makespan_ms
+            / run.makespan_ms
+            for run in runs.itertuples()
+        ]
+        assert abs(np.mean(np.log(ratios))) < 0.02
+        assert all(0.9 < r < 1.1 for r in ratios)
+    assert fits[1.2] < fits[2.4]
 
 
 def test_live_fidelity_on_the_emulator(redis_url, tmp_path):
