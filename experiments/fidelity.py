@@ -450,6 +450,8 @@ def _record(
                             f"{workflow} {planner} #{rep}: {result.makespan_ms:.1f} ms, "
                             f"{int(result.runs['n_cold'].iloc[0])} cold"
                         )
+                if rep < 0:
+                    continue  # the samples describe the recorded rounds' stretch of time
                 for name in overhead_cells:
                     row, setups = overhead_run(name)
                     samples[f"overhead_{name}"].append(row)

@@ -1,8 +1,8 @@
 """Fidelity of the simulator against real runs: the calibrated preset, the shipped traces,
 leave-one-run-out validation offline (shipped traces) and live (emulator + Redis).
 
-Bounds (a regression gate, not the issue's targets, which the local 2-core setup misses; see
-experiments.fidelity): offline on the shipped traces, median makespan error <= OFFLINE_MEDIAN
+Bounds (a regression gate, looser than the issue's targets, which fresh validations on this
+2-core machine meet only in part; see the README): offline on the shipped traces, median makespan error <= OFFLINE_MEDIAN
 and p90 <= OFFLINE_P90; live, median <= LIVE_MEDIAN. A change to the simulator, the worker or the
 planners that moves predictions away from recorded reality fails here.
 """
