@@ -72,7 +72,7 @@ WARMUP_RUNS = 2
 #: Unrecorded rounds of every cell, as the recorded rounds run them, before those. Without one
 #: the recorded rounds got steadily faster: over seven validations the first was 4-22% slower
 #: than its cells' means and the fifth 1-10% faster, in exec, transfers and store round trips
-#: alike; with one (one validation), no trend was left (rounds within -6..+4%).
+#: alike; with one, over four validations, no steady trend was left (rounds within -6..+8%).
 WARMUP_ROUNDS = 1
 #: Idle workers per config beyond a warm-up run's count, topped up before each recorded run.
 POOL_MARGIN = 2
@@ -345,9 +345,10 @@ def record(
     Per workflow: each planner's plan, then `WARMUP_RUNS` warm-up runs of it (not recorded:
     they start the processes the plan needs and load the workflow's modules in them); then
     `WARMUP_ROUNDS` unrecorded and ``repetitions`` recorded rounds, each running every
-    planner's plan once, in an order rotated by one per round. Interleaving the planners spreads this machine's speed drift (its state changes
-    every few seconds) over all of them alike, instead of giving each planner its own stretch
-    of time, which would bias their ranking. Before each recorded run the pools are topped up
+    planner's plan once, in an order rotated by one per round. Interleaving the planners
+    spreads this machine's speed drift (its state changes every few seconds) over all of them
+    alike, instead of giving each planner its own stretch of time, which would bias their
+    ranking. Before each recorded run the pools are topped up
     to the warm-up's workers per config plus `POOL_MARGIN` (invocations that pile up
     differently would otherwise start a cold process now and then), the new containers with
     the workflow's modules imported. The runs table carries the cell in ``config`` (JSON:
@@ -649,7 +650,7 @@ def fit_host_cpus(
             name: math.log(simulate(dag, plans[name], profiles, trial, seed=seed).makespan_ms)
             for name in set(planners)
         }
-        return float(np.mean([simulated[name] for name in planners] - log_real))
+        return float(np.mean(np.array([simulated[name] for name in planners]) - log_real))
 
     low, high = (math.log(v) for v in FIT_HOST_CPUS)
     for _ in range(FIT_STEPS):
@@ -725,15 +726,16 @@ def validate_traces(
             fold = (run.dag_hash, run.fold)
             if fold not in fitted:
                 fit_runs = runs[same_dag & (runs["fold"] != run.fold)]
+                cells_run = zip(
+                    fit_runs["cell_workflow"],
+                    fit_runs["cell_planner"],
+                    fit_runs["cell_preset"],
+                    strict=True,
+                )
                 fitted[fold] = fit_host_cpus(
                     base,
                     example.dag,
-                    {
-                        planner: plans[(workflow, planner, preset)][1]
-                        for workflow, planner, preset in fit_runs[
-                            ["cell_workflow", "cell_planner", "cell_preset"]
-                        ].itertuples(index=False)
-                    },
+                    {cell[1]: plans[cell][1] for cell in cells_run},
                     traces.tasks[traces.tasks["run_id"].isin(fit_runs["run_id"])],
                     fit_runs.assign(planner=fit_runs["cell_planner"]),
                     seed=seed,
