@@ -89,6 +89,8 @@ FIT_STEPS = 8
 #: does not turn into CPU, are simulated 0.01-0.1% apart; that order is float noise, not a
 #: prediction, and the real runs' own noise is ~8% (median) per run.
 SIM_TIE = 0.01
+#: Resamples of the real runs behind the real ranking's bootstrap tau (`FidelityReport`).
+REAL_TAU_RESAMPLES = 200
 CONFIG_KEYS = {
     "name": str,
     "description": str,
@@ -620,9 +622,10 @@ def fit_host_cpus(
       gemm's and image_pipeline's many short store round trips fitted 1.4-1.5 CPUs where the
       loop measured 1.86;
     - `traces.contention.solo_exec_ms` counts only the executing tasks as a run's load on the
-      host, while the simulator shares the CPUs with transfers' copy work and invocation CPU
-      too. Its exec times alone come out too long, so runs simulated with 1.2 CPUs, recorded
-      and fitted, give ~2.7 (and unbiased predictions of those runs).
+      host and undoes processor sharing, while the simulator also runs transfers' copy work
+      and invocation CPU there, in time slices when the preset has ``host_quantum_ms``. Runs
+      simulated with 1.2 CPUs (1.5 ms slices), recorded and fitted, give ~2.3 (and unbiased
+      predictions of those runs).
 
     Parameters
     ----------
@@ -840,6 +843,12 @@ class FidelityReport:
     real_tau_halves : float
         Mean over workflows of Kendall tau between the planner rankings of the two halves of
         the real runs (alternate runs of each cell): how far reality agrees with itself.
+    real_tau_bootstrap : float
+        Mean over workflows and `REAL_TAU_RESAMPLES` resamples (each cell's runs drawn with
+        replacement, as many as it has) of Kendall tau between the resampled and the recorded
+        planner rankings: about what a predictor of every cell's expected makespan, however
+        exact, would score against rankings measured with this many runs per cell (strict tau;
+        it ties nothing).
     """
 
     makespan: dict[str, float]
@@ -853,6 +862,7 @@ class FidelityReport:
     tau_strict: dict[str, float] = field(default_factory=dict)
     tau_strict_mean: float = math.nan
     host_cpus: dict[str, float] = field(default_factory=dict)
+    real_tau_bootstrap: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -881,7 +891,8 @@ class FidelityReport:
             lines.append(
                 "real runs against their cell's other runs: median "
                 f"{self.run_noise['median']:.3f}, p90 {self.run_noise['p90']:.3f}; "
-                f"tau between halves of the real runs: {self.real_tau_halves:.3f}"
+                f"tau between halves of the real runs: {self.real_tau_halves:.3f}, "
+                f"of resampled runs against all: {self.real_tau_bootstrap:.3f}"
             )
         lines += [
             "",
@@ -923,6 +934,7 @@ def summarize(frame: pd.DataFrame) -> FidelityReport:
         n_cold_runs=int((frame["n_cold"] > 0).sum()),
         run_noise=_run_noise(frame),
         real_tau_halves=_real_tau_halves(frame),
+        real_tau_bootstrap=_real_tau_bootstrap(frame),
         tau_strict=tau_strict,
         tau_strict_mean=_finite_mean(tau_strict.values()),
         host_cpus={str(w): float(c) for w, c in host_cpus.items()},
@@ -963,6 +975,22 @@ def _real_tau_halves(frame: pd.DataFrame) -> float:
         halves = cells.unstack(level=-1)
         if halves.shape[1] == 2 and not halves.isna().any().any():
             taus.append(kendall_tau(list(halves.iloc[:, 0]), list(halves.iloc[:, 1])))
+    return _finite_mean(taus)
+
+
+def _real_tau_bootstrap(frame: pd.DataFrame, seed: int = 0) -> float:
+    """`FidelityReport.real_tau_bootstrap` of `validate_traces` rows."""
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _workflow, rows in frame.groupby("workflow", sort=False):
+        cells = [
+            runs.to_numpy(dtype=float)
+            for _, runs in rows.groupby("planner", sort=False)["real_makespan_ms"]
+        ]
+        recorded = [float(runs.mean()) for runs in cells]
+        for _ in range(REAL_TAU_RESAMPLES):
+            resampled = [float(rng.choice(runs, size=runs.size).mean()) for runs in cells]
+            taus.append(kendall_tau(resampled, recorded))
     return _finite_mean(taus)
 
 

@@ -5,9 +5,17 @@ platform's overheads are plain delays. On one machine (the local Lambda emulator
 client on this box), every worker process, the emulator and Redis compete for the same cores, so
 a task's run time and the platform's own work both stretch with the number of busy processes.
 `Host` models that: with finite ``host_cpus``, each piece of local work (a task's execution, an
-invoke call, a start-up, a store command, a publish) is a job of a processor-sharing server of
-that many CPUs, each job served at most one CPU (single-threaded Python). Amounts are CPU-ms:
-the time the work takes on an idle machine.
+invoke call, a start-up, a store command, a publish) is a job of a server of that many CPUs,
+each job served at most one CPU (single-threaded Python). Amounts are CPU-ms: the time the work
+takes on an idle machine.
+
+The server is processor sharing (every job slows down alike), or, with ``host_quantum_ms``, CPUs
+handing out time slices in turn (`sim.sharing.RoundRobin`). Linux's scheduler is the second at
+the millisecond scale: a process that has a CPU keeps it for a slice (EEVDF's base slice is
+0.75 ms times ``1 + log2(CPUs)``, 1.5 ms on two CPUs), so the local emulator's short tasks run at
+full speed, while a process woken by a store reply or a publish waits for a slice to end. Under
+processor sharing the 0.2 ms tasks of the example workflows were simulated 2-4x longer than they
+ran, and the waits around store round trips were missing.
 """
 
 from __future__ import annotations
@@ -16,11 +24,11 @@ import math
 
 import simpy
 
-from sim.sharing import ProcessorSharing
+from sim.sharing import ProcessorSharing, RoundRobin
 
 
 class Host:
-    """Where local work runs: delays on private CPUs, or a processor-sharing server of the host's.
+    """Where local work runs: delays on private CPUs, or a server of the host's CPUs.
 
     Parameters
     ----------
@@ -28,23 +36,36 @@ class Host:
         The clock, ms.
     cpus : float
         CPUs every container shares; ``math.inf`` for a container with CPUs of its own.
+    quantum_ms : float, default 0
+        With finite `cpus`: the CPUs' time slice, ms (`sim.sharing.RoundRobin`); 0 shares them
+        processor-style (`sim.sharing.ProcessorSharing`).
 
     Raises
     ------
     ValueError
-        If cpus is not a positive number.
+        If cpus is not a positive number or quantum_ms is negative or not finite.
     """
 
-    def __init__(self, env: simpy.Environment, cpus: float = math.inf) -> None:
+    def __init__(
+        self, env: simpy.Environment, cpus: float = math.inf, quantum_ms: float = 0.0
+    ) -> None:
         if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not cpus > 0:
             raise ValueError(f"Host cpus={cpus!r} must be a number > 0 (inf allowed)")
+        if (
+            isinstance(quantum_ms, bool)
+            or not isinstance(quantum_ms, int | float)
+            or not (math.isfinite(quantum_ms) and quantum_ms >= 0)
+        ):
+            raise ValueError(f"Host quantum_ms={quantum_ms!r} must be a finite number >= 0")
         self.env = env
         self.cpus = float(cpus)
-        self.cpu = (
-            None
-            if math.isinf(self.cpus)
-            else ProcessorSharing(env, self.cpus, per_job_cap=1.0, name="host")
-        )
+        self.cpu: ProcessorSharing | RoundRobin | None = None
+        if not math.isinf(self.cpus):
+            self.cpu = (
+                RoundRobin(env, self.cpus, quantum_ms, name="host")
+                if quantum_ms > 0
+                else ProcessorSharing(env, self.cpus, per_job_cap=1.0, name="host")
+            )
 
     @property
     def shared(self) -> bool:

@@ -102,6 +102,9 @@ class Platform:
         CPUs of the one machine every container runs on (a local emulator), shared by tasks and
         by the platform's local work (`sim.host.Host`); inf (clouds) gives each container its
         own. With a finite value, times above are CPU-ms on an idle machine.
+    host_quantum_ms : float
+        With finite `host_cpus`: the time slice its CPUs hand out in turn, ms (Linux's
+        scheduler; see `sim.host`); 0 shares them processor-style, every job slowed alike.
 
     Raises
     ------
@@ -134,6 +137,7 @@ class Platform:
     task_overhead_ms: float = 0.0
     invocation_cpu_ms: float = 0.0
     host_cpus: float = math.inf
+    host_quantum_ms: float = 0.0
 
     # field -> (lowest value, whether inf is allowed, whether the lowest value is allowed)
     _RANGES = {
@@ -160,6 +164,7 @@ class Platform:
         "task_overhead_ms": (0.0, False, True),
         "invocation_cpu_ms": (0.0, False, True),
         "host_cpus": (0.0, True, False),
+        "host_quantum_ms": (0.0, False, True),
     }
     # fields of _RANGES that may also be None
     _OPTIONAL = frozenset({"upload_bytes_per_ms", "download_bytes_per_ms"})
@@ -426,7 +431,9 @@ class ContainerPools:
         self.env = env
         self.platform = platform
         self.rng = rng
-        self.host = host if host is not None else Host(env, platform.host_cpus)
+        self.host = (
+            host if host is not None else Host(env, platform.host_cpus, platform.host_quantum_ms)
+        )
         limit = platform.concurrency_limit
         self._slots = None if limit is None else simpy.Resource(env, capacity=limit)
         self._idle: dict[ResourceConfig, deque[Container]] = {}

@@ -1,13 +1,19 @@
-"""Processor sharing: one server whose capacity is split fairly among the jobs it holds.
+"""Servers shared by concurrent jobs: processor sharing, and time slices taken in turn.
 
-The same building block models a worker's CPUs (capacity = cpus, each single-threaded job capped
-at one cpu, amounts in cpu-ms), the store's network link (capacity = bytes/ms, amounts in bytes)
-and each worker's network link. It runs in virtual time, so an arrival or a departure costs
-O(log n) whatever the number of jobs in service.
+`ProcessorSharing` splits its capacity fairly among the jobs it holds. The same building block
+models a worker's CPUs (capacity = cpus, each single-threaded job capped at one cpu, amounts in
+cpu-ms), the store's network link (capacity = bytes/ms, amounts in bytes) and each worker's
+network link. It runs in virtual time, so an arrival or a departure costs O(log n) whatever the
+number of jobs in service.
+
+`RoundRobin` is a few CPUs handing out time slices: a job runs alone on a CPU for up to one
+quantum, then goes to the back of the queue. Work shorter than a quantum runs at full speed
+once it has a CPU, and a job that arrives while every CPU is busy waits for a slice to end.
 """
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import math
@@ -175,7 +181,106 @@ class ProcessorSharing:
         self._reschedule()
 
 
-def _positive(value: float, what: str, name: str) -> float:
+class RoundRobin:
+    """CPUs that serve their jobs in turn, one time slice of at most `quantum_ms` each.
+
+    Models a shared machine's scheduler at the millisecond scale (see `sim.host.Host`): a
+    job runs alone on one CPU, single-threaded, until it is done or has run a quantum, then
+    goes to the back of a first-come, first-served queue. A fractional capacity is
+    ``floor(capacity)`` full CPUs and one CPU of the fractional speed (``1.56``: one CPU and
+    one at 0.56 of its speed); a free CPU takes the queue's head, the fastest free CPU first.
+    Amounts are cpu-ms: a job of ``amount`` needs ``amount / speed`` ms of slices.
+
+    Parameters
+    ----------
+    env : simpy.Environment
+        The simulation clock (ms).
+    capacity : float
+        CPUs, a finite number > 0.
+    quantum_ms : float
+        The longest slice, ms, > 0.
+    name : str, default ""
+        Label used in error messages and reprs.
+
+    Raises
+    ------
+    ValueError
+        If capacity is not a finite positive number or quantum_ms is not positive.
+    """
+
+    def __init__(
+        self, env: simpy.Environment, capacity: float, quantum_ms: float, *, name: str = ""
+    ) -> None:
+        self.env = env
+        self.name = name
+        self.capacity = _positive(capacity, "capacity", name, "RoundRobin")
+        if math.isinf(self.capacity):
+            raise ValueError(f"RoundRobin {name!r}: capacity must be finite, not inf")
+        self.quantum_ms = _positive(quantum_ms, "quantum_ms", name, "RoundRobin")
+        whole = int(math.floor(self.capacity))
+        part = self.capacity - whole
+        self.speeds = [1.0] * whole + ([part] if part > 1e-9 else [])
+        self._idle = list(range(len(self.speeds)))  # fastest first: speeds never increase
+        self._queue: collections.deque[list] = collections.deque()  # [amount left, event, start]
+        self.n_served = 0
+        self.amount_served = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"RoundRobin({self.name!r}, capacity={self.capacity:g}, "
+            f"quantum_ms={self.quantum_ms:g}, n_active={self.n_active})"
+        )
+
+    @property
+    def n_active(self) -> int:
+        """Jobs in service or waiting for a slice."""
+        return len(self._queue) + len(self.speeds) - len(self._idle)
+
+    def serve(self, amount: float) -> simpy.Event:
+        """Submit a job of ``amount`` cpu-ms; the returned event succeeds when it is done.
+
+        The event's value is the job's sojourn time in ms; a zero amount gives an event that is
+        already triggered.
+
+        Raises
+        ------
+        ValueError
+            If amount is negative, NaN or infinite.
+        """
+        if amount.__class__ not in (int, float) or not 0 <= amount < math.inf:
+            raise ValueError(
+                f"RoundRobin {self.name!r}: amount={amount!r} must be a finite number >= 0"
+            )
+        self.n_served += 1
+        self.amount_served += amount
+        event = simpy.Event(self.env)
+        if amount == 0:
+            return event.succeed(0.0)
+        self._queue.append([float(amount), event, self.env.now])
+        self._dispatch()
+        return event
+
+    def _dispatch(self) -> None:
+        while self._idle and self._queue:
+            job = self._queue.popleft()
+            cpu = self._idle.pop(0)
+            speed = self.speeds[cpu]
+            slice_ms = min(job[0] / speed, self.quantum_ms)
+            job[0] -= slice_ms * speed
+            timeout = self.env.timeout(slice_ms)
+            timeout.callbacks.append(lambda _event, job=job, cpu=cpu: self._slice_end(job, cpu))
+
+    def _slice_end(self, job: list, cpu: int) -> None:
+        self._idle.append(cpu)
+        self._idle.sort()
+        if job[0] <= _REL_EPS * self.quantum_ms:
+            job[1].succeed(self.env.now - job[2])
+        else:
+            self._queue.append(job)
+        self._dispatch()
+
+
+def _positive(value: float, what: str, name: str, kind: str = "ProcessorSharing") -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -183,6 +288,6 @@ def _positive(value: float, what: str, name: str) -> float:
         or value <= 0
     ):
         raise ValueError(
-            f"ProcessorSharing {name!r}: {what}={value!r} must be a positive number (inf allowed)"
+            f"{kind} {name!r}: {what}={value!r} must be a positive number (inf allowed)"
         )
     return float(value)

@@ -129,6 +129,30 @@ def test_summary_measures_the_real_runs_against_themselves():
     assert summarize(swapped).real_tau_halves == pytest.approx(-1 / 3)
 
 
+def test_bootstrap_tau_of_the_real_runs_follows_their_noise():
+    """The real ranking's bootstrap tau is 1 where resampling cannot reorder the cells, and
+    its expectation where it can: x's runs of 100 and 300 ms (mean 200) against y's steady
+    190 ms resample to a mean of 100 (x first: tau -1) a quarter of the time, else 200 or 300
+    (tau +1), so 0.5."""
+    import pandas as pd
+
+    def frame(real: dict[str, list[float]]) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {"workflow": "w", "planner": p, "real_makespan_ms": ms, "sim_makespan_ms": ms,
+                 "makespan_error": 0.0, "cost_error": 0.0, "n_cold": 0}
+                for p, runs in real.items()
+                for ms in runs
+            ]
+        )  # fmt: skip
+
+    steady = summarize(frame({"a": [100.0, 120.0], "b": [150.0, 250.0], "c": [300.0, 310.0]}))
+    assert steady.real_tau_bootstrap == pytest.approx(1.0)
+    noisy = summarize(frame({"x": [100.0, 300.0], "y": [190.0, 190.0]}))
+    assert noisy.real_tau_bootstrap == pytest.approx(0.5, abs=0.15)
+    assert f"resampled runs against all: {noisy.real_tau_bootstrap:.3f}" in noisy.text()
+
+
 def test_bad_config_is_one_clear_usage_error():
     """An unknown key or planner in a validation config raises UsageError naming it."""
     with pytest.raises(UsageError, match="unknown key 'plannerz'"):

@@ -83,3 +83,20 @@ def test_transfers_take_host_cpu_beside_the_store_link():
     assert simulate(pair, plan, profiles, link).makespan_ms == pytest.approx(100.0)
     shared = link.with_overrides(host_cpus=1.0)
     assert simulate(pair, plan, profiles, shared).makespan_ms == pytest.approx(200.0)
+
+
+def test_a_sliced_host_runs_short_tasks_one_after_another():
+    """With a time slice longer than the tasks, one CPU runs the three 100 ms tasks in turn
+    (done at 100, 200 and 300 ms); shared processor-style all three end at 300 ms."""
+    profiles = DictProfiles(dict.fromkeys(FAN, 100.0), dict.fromkeys(FAN, 0))
+    sliced = IDEAL.with_overrides(host_cpus=1.0, host_quantum_ms=150.0)
+    ends = sorted(simulate(FAN, APART, profiles, sliced).tasks["exec_done_ms"])
+    assert ends == pytest.approx([100.0, 200.0, 300.0])
+    shared = IDEAL.with_overrides(host_cpus=1.0)
+    assert sorted(simulate(FAN, APART, profiles, shared).tasks["exec_done_ms"]) == pytest.approx(
+        [300.0] * 3
+    )
+    with pytest.raises(ValueError, match="host_quantum_ms"):
+        IDEAL.with_overrides(host_quantum_ms=-1.0)
+    with pytest.raises(ValueError, match="quantum_ms"):
+        Host(simpy.Environment(), 1.0, math.inf)
