@@ -38,6 +38,13 @@ def test_a_short_job_waits_for_the_slice_then_runs_at_full_speed():
     assert shared == pytest.approx([10.5, 1.0])
 
 
+def test_a_new_job_goes_ahead_of_jobs_that_have_had_a_slice():
+    """One CPU, 1 ms slices, two 3 ms jobs from 0: a 0.5 ms job arriving at 1.5 ms runs when
+    the slice running then ends (at 2 ms), before the first job's second slice: done in 1 ms."""
+    jobs = [(0.0, 3.0), (0.0, 3.0), (1.5, 0.5)]
+    assert run_jobs(lambda env: RoundRobin(env, 1.0, 1.0), jobs) == pytest.approx([5.5, 6.5, 1.0])
+
+
 def test_a_fractional_cpu_is_a_slower_one():
     """Capacity 1.5 is a full CPU and one at half speed: two 3 cpu-ms jobs arriving together
     take 3 and 6 ms; a lone job gets the full CPU."""
