@@ -8,6 +8,10 @@ Model (the simulator's): the host's ``cpus`` are shared fairly by the tasks exec
 instant, each served at most one CPU. A task that ran during ``[exec_done_ms - exec_ms,
 exec_done_ms]`` while ``n(t)`` tasks of its run executed therefore did
 ``integral of min(1, cpus / n(t)) dt`` CPU-ms of work: its time alone.
+
+That is processor sharing's inverse. A preset with time slices (``host_quantum_ms``) simulates
+the host otherwise (`sim.sharing.RoundRobin`); validation's fitted host CPUs
+(`experiments.fidelity.fit_host_cpus`) absorb the difference.
 """
 
 from __future__ import annotations
