@@ -1,6 +1,6 @@
 """How many CPUs this machine gives when several processes are busy at once.
 
-The `local` preset's processor-sharing host has ``host_cpus`` CPUs, which calibration measures
+The `local` preset's shared host has ``host_cpus`` CPUs, which calibration measures
 (`runtime.calibrate.measure_host_parallelism`) rather than reads off the CPU count: on a VM the
 vCPUs may share physical cores or be descheduled, so k busy processes can get less than
 min(k, cpu_count) CPUs. For k = 1, 2, 4, each repetition times the same pure-Python loop in k

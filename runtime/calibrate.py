@@ -14,7 +14,8 @@ What is measured (`calibrate_local`, against the local Lambda emulator and a Red
   transfer's own rate), and the Redis server's CPU meanwhile (``INFO cpu``): the bytes its one
   thread moves per CPU-ms bound what all transfers together can move;
 - the machine's CPUs (``host_cpus``): emulator workers, Redis and the client share them, so the
-  simulator runs every task and overhead on one processor-sharing host of that many CPUs. It
+  simulator runs every task and overhead on one shared host of that many CPUs (time-sliced,
+  ``host_quantum_ms``: Linux's default slice for the CPU count, `scheduler_slice_ms`). It
   is measured (`measure_host_parallelism`: the CPUs that as many busy processes as the
   machine has CPUs get, against one alone), not read off the CPU count: a VM's vCPUs may share
   physical cores or be descheduled, and this one gave 1.4-2.0 of its 2 within minutes;

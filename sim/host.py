@@ -11,11 +11,12 @@ takes on an idle machine.
 
 The server is processor sharing (every job slows down alike), or, with ``host_quantum_ms``, CPUs
 handing out time slices in turn (`sim.sharing.RoundRobin`). Linux's scheduler is the second at
-the millisecond scale: a process that has a CPU keeps it for a slice (EEVDF's base slice is
-0.75 ms times ``1 + log2(CPUs)``, 1.5 ms on two CPUs), so the local emulator's short tasks run at
-full speed, while a process woken by a store reply or a publish waits for a slice to end. Under
-processor sharing the 0.2 ms tasks of the example workflows were simulated 2-4x longer than they
-ran, and the waits around store round trips were missing.
+the millisecond scale: a process that has a CPU keeps it for a slice (EEVDF's base slice,
+0.75 ms times ``1 + floor(log2(min(CPUs, 8)))``: 1.5 ms on two CPUs), so the local emulator's
+short tasks run at full speed, while a process woken by a store reply or a publish waits for a
+slice to end. Under processor sharing the example workflows' tasks (0.2-5 ms) were simulated at
+2-4x the time they ran, and the waits around store round trips were missing (the post-task
+coordination simulated at 0.4x its real time).
 """
 
 from __future__ import annotations

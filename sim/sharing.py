@@ -185,16 +185,17 @@ class ProcessorSharing:
 class RoundRobin:
     """CPUs that serve their jobs in turn, one time slice of at most `quantum_ms` each.
 
-    Models a shared machine's scheduler at the millisecond scale (see `sim.host.Host`): a
-    job runs alone on one CPU, single-threaded, until it is done or has run a quantum, then
-    goes to the back of the queue. Jobs that have not run yet are served first, in arrival
-    order: a process woken by a reply has not used its share, so Linux gives it an earlier
-    deadline than a process that has just used a slice (without that, the many short store
-    commands of a run queued behind the long jobs, and the simulated workers' billed time of
-    gemm came out 2-3x the real one). A fractional capacity is
-    ``floor(capacity)`` full CPUs and one CPU of the fractional speed (``1.56``: one CPU and
-    one at 0.56 of its speed); a free CPU takes the queue's head, the fastest free CPU first.
-    Amounts are cpu-ms: a job of ``amount`` needs ``amount / speed`` ms of slices.
+    Models a shared machine's scheduler at the millisecond scale (see `sim.host.Host`): a job
+    runs alone on one CPU at full speed, single-threaded, until it is done or has run a
+    quantum, then waits for another slice. Jobs that have not run yet go first, in arrival
+    order, then the jobs that have had a slice, in turn: a process woken by a reply has not
+    used its share, so Linux gives it an earlier deadline than one that has just used a slice.
+    Unlike Linux, a steady stream of new jobs can hold the others back indefinitely.
+
+    A fractional capacity is ``floor(capacity)`` CPUs and one part-time CPU, which rests
+    ``slice * (1 - part) / part`` ms after each slice it serves (``1.56``: one CPU, and one
+    available 56% of the time), so that the service rate moves continuously with the capacity.
+    A free CPU takes the next job, a whole CPU before the part-time one. Amounts are cpu-ms.
 
     Parameters
     ----------
@@ -203,14 +204,14 @@ class RoundRobin:
     capacity : float
         CPUs, a finite number > 0.
     quantum_ms : float
-        The longest slice, ms, > 0.
+        The longest slice, a finite number of ms > 0.
     name : str, default ""
         Label used in error messages and reprs.
 
     Raises
     ------
     ValueError
-        If capacity is not a finite positive number or quantum_ms is not positive.
+        If capacity or quantum_ms is not a finite positive number.
     """
 
     def __init__(
@@ -219,16 +220,20 @@ class RoundRobin:
         self.env = env
         self.name = name
         self.capacity = _positive(capacity, "capacity", name, "RoundRobin")
-        if math.isinf(self.capacity):
-            raise ValueError(f"RoundRobin {name!r}: capacity must be finite, not inf")
         self.quantum_ms = _positive(quantum_ms, "quantum_ms", name, "RoundRobin")
+        for what, value in (("capacity", capacity), ("quantum_ms", quantum_ms)):
+            if math.isinf(value):
+                raise ValueError(f"RoundRobin {name!r}: {what} must be finite, not inf")
         whole = int(math.floor(self.capacity))
         part = self.capacity - whole
-        self.speeds = [1.0] * whole + ([part] if part > 1e-9 else [])
-        self._idle = list(range(len(self.speeds)))  # fastest first: speeds never increase
-        # Jobs as [amount left, event, start ms]: not run yet, and waiting for another slice.
-        self._arrived: collections.deque[list] = collections.deque()
-        self._preempted: collections.deque[list] = collections.deque()
+        # Rest after each slice, per ms of slice: 0 for a whole CPU.
+        self._rest_per_ms = [0.0] * whole + (
+            [(1 - part) / part] if part > 1e-9 or not whole else []
+        )
+        self._idle = list(range(len(self._rest_per_ms)))  # whole CPUs first
+        self._arrived: collections.deque[_Job] = collections.deque()
+        self._preempted: collections.deque[_Job] = collections.deque()
+        self._running = 0
         self.n_served = 0
         self.amount_served = 0.0
 
@@ -241,7 +246,7 @@ class RoundRobin:
     @property
     def n_active(self) -> int:
         """Jobs in service or waiting for a slice."""
-        return len(self._arrived) + len(self._preempted) + len(self.speeds) - len(self._idle)
+        return len(self._arrived) + len(self._preempted) + self._running
 
     def serve(self, amount: float) -> simpy.Event:
         """Submit a job of ``amount`` cpu-ms; the returned event succeeds when it is done.
@@ -263,7 +268,7 @@ class RoundRobin:
         event = simpy.Event(self.env)
         if amount == 0:
             return event.succeed(0.0)
-        self._arrived.append([float(amount), event, self.env.now])
+        self._arrived.append(_Job(float(amount), event, self.env.now))
         self._dispatch()
         return event
 
@@ -271,20 +276,42 @@ class RoundRobin:
         while self._idle and (self._arrived or self._preempted):
             job = (self._arrived or self._preempted).popleft()
             cpu = self._idle.pop(0)
-            speed = self.speeds[cpu]
-            slice_ms = min(job[0] / speed, self.quantum_ms)
-            job[0] -= slice_ms * speed
+            slice_ms = min(job.left, self.quantum_ms)
+            job.left = 0.0 if slice_ms == job.left else job.left - slice_ms
+            self._running += 1
             timeout = self.env.timeout(slice_ms)
-            timeout.callbacks.append(lambda _event, job=job, cpu=cpu: self._slice_end(job, cpu))
+            timeout.callbacks.append(
+                lambda _event, job=job, cpu=cpu, ms=slice_ms: self._slice_end(job, cpu, ms)
+            )
 
-    def _slice_end(self, job: list, cpu: int) -> None:
-        self._idle.append(cpu)
-        self._idle.sort()
-        if job[0] <= _REL_EPS * self.quantum_ms:
-            job[1].succeed(self.env.now - job[2])
+    def _slice_end(self, job: _Job, cpu: int, slice_ms: float) -> None:
+        self._running -= 1
+        if job.left == 0.0:
+            job.event.succeed(self.env.now - job.start_ms)
         else:
             self._preempted.append(job)
+        rest_ms = slice_ms * self._rest_per_ms[cpu]
+        if rest_ms > 0:
+            self.env.timeout(rest_ms).callbacks.append(lambda _event: self._free(cpu))
+            self._dispatch()  # the job may go on on a whole CPU
+        else:
+            self._free(cpu)
+
+    def _free(self, cpu: int) -> None:
+        self._idle.append(cpu)
+        self._idle.sort()
         self._dispatch()
+
+
+class _Job:
+    """A job of `RoundRobin`: cpu-ms still to serve, its event, when it came (ms)."""
+
+    __slots__ = ("left", "event", "start_ms")
+
+    def __init__(self, left: float, event: simpy.Event, start_ms: float) -> None:
+        self.left = left
+        self.event = event
+        self.start_ms = start_ms
 
 
 def _positive(value: float, what: str, name: str, kind: str = "ProcessorSharing") -> float:
