@@ -14,9 +14,9 @@ handing out time slices in turn (`sim.sharing.RoundRobin`). Linux's scheduler is
 the millisecond scale: a process that has a CPU keeps it for a slice (EEVDF's base slice,
 0.75 ms times ``1 + floor(log2(min(CPUs, 8)))``: 1.5 ms on two CPUs), so the local emulator's
 short tasks run at full speed, while a process woken by a store reply or a publish waits for a
-slice to end. Under processor sharing the example workflows' tasks (0.2-5 ms) were simulated at
-2-4x the time they ran, and the waits around store round trips were missing (the post-task
-coordination simulated at 0.4x its real time).
+slice to end. On recorded validations of the local emulator the slices predicted makespans as
+well as processor sharing did and billed time better (README, "Fidelity: calibrating..."); neither brings the
+simulated exec time of the example workflows' short tasks down to the real one (~2x).
 """
 
 from __future__ import annotations
