@@ -87,7 +87,7 @@ class SimDriver:
         self.schedule = schedule
         self.profiles = profiles
         self.platform = platform
-        self.host = Host(env, platform.host_cpus, platform.host_quantum_ms)
+        self.host = Host.of(env, platform)
         self.network = Network(env, platform, self.host)
         self.pools = ContainerPools(env, platform, rng, self.host)
         self.ledger = CostLedger(platform)

@@ -15,13 +15,14 @@ the millisecond scale: a process that has a CPU keeps it for a slice (EEVDF's ba
 0.75 ms times ``1 + floor(log2(min(CPUs, 8)))``: 1.5 ms on two CPUs), so the local emulator's
 short tasks run at full speed, while a process woken by a store reply or a publish waits for a
 slice to end. On recorded validations of the local emulator the slices predicted makespans as
-well as processor sharing did and billed time better (README, "Fidelity: calibrating..."); neither brings the
+well as processor sharing did and billed time better (README, "Fidelity"); neither brings the
 simulated exec time of the example workflows' short tasks down to the real one (~2x).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import simpy
 
@@ -67,6 +68,11 @@ class Host:
                 if quantum_ms > 0
                 else ProcessorSharing(env, self.cpus, per_job_cap=1.0, name="host")
             )
+
+    @classmethod
+    def of(cls, env: simpy.Environment, platform: Any) -> Host:
+        """The host a `sim.Platform` describes (``host_cpus``, ``host_quantum_ms``)."""
+        return cls(env, platform.host_cpus, platform.host_quantum_ms)
 
     @property
     def shared(self) -> bool:

@@ -64,9 +64,7 @@ class Network:
     ) -> None:
         self.env = env
         self.platform = platform
-        self.host = (
-            host if host is not None else Host(env, platform.host_cpus, platform.host_quantum_ms)
-        )
+        self.host = host if host is not None else Host.of(env, platform)
         self.store_link = ProcessorSharing(env, platform.store_bandwidth_bytes_per_ms, name="store")
         self._links: dict[Hashable, tuple[ResourceConfig, ProcessorSharing]] = {}
         self.bytes_up = 0

@@ -431,9 +431,7 @@ class ContainerPools:
         self.env = env
         self.platform = platform
         self.rng = rng
-        self.host = (
-            host if host is not None else Host(env, platform.host_cpus, platform.host_quantum_ms)
-        )
+        self.host = host if host is not None else Host.of(env, platform)
         limit = platform.concurrency_limit
         self._slots = None if limit is None else simpy.Resource(env, capacity=limit)
         self._idle: dict[ResourceConfig, deque[Container]] = {}

@@ -111,13 +111,7 @@ class ProcessorSharing:
         ValueError
             If amount is negative, NaN or infinite.
         """
-        if amount.__class__ not in (int, float) or not 0 <= amount < math.inf:
-            raise ValueError(
-                f"ProcessorSharing {self.name!r}: amount={amount!r} must be a finite number >= 0"
-            )
-        self.n_served += 1
-        self.amount_served += amount
-        event = simpy.Event(self.env)
+        event = _admit(self, "ProcessorSharing", amount)
         if amount == 0 or self._solo_rate == math.inf:
             return event.succeed(0.0)
         self._advance()
@@ -259,13 +253,7 @@ class RoundRobin:
         ValueError
             If amount is negative, NaN or infinite.
         """
-        if amount.__class__ not in (int, float) or not 0 <= amount < math.inf:
-            raise ValueError(
-                f"RoundRobin {self.name!r}: amount={amount!r} must be a finite number >= 0"
-            )
-        self.n_served += 1
-        self.amount_served += amount
-        event = simpy.Event(self.env)
+        event = _admit(self, "RoundRobin", amount)
         if amount == 0:
             return event.succeed(0.0)
         self._arrived.append(_Job(float(amount), event, self.env.now))
@@ -312,6 +300,15 @@ class _Job:
         self.left = left
         self.event = event
         self.start_ms = start_ms
+
+
+def _admit(server: ProcessorSharing | RoundRobin, kind: str, amount: float) -> simpy.Event:
+    """Check and count a job of `amount` for `server`; its (untriggered) completion event."""
+    if amount.__class__ not in (int, float) or not 0 <= amount < math.inf:
+        raise ValueError(f"{kind} {server.name!r}: amount={amount!r} must be a finite number >= 0")
+    server.n_served += 1
+    server.amount_served += amount
+    return simpy.Event(server.env)
 
 
 def _positive(value: float, what: str, name: str, kind: str = "ProcessorSharing") -> float:
