@@ -133,7 +133,7 @@ class SimDriver:
             if len(kinds) == 1 and kinds <= _UNIFORM_LATENCY:
                 return (yield from self._perform_in_turn(worker_id, effect.effects))
             if kinds == {Download} and worker_id != CLIENT:
-                return (yield from self._download_together(worker_id, effect.effects))
+                return (yield from self._download_in_turn(worker_id, effect.effects))
             self._overlapping[worker_id] = self._overlapping.get(worker_id, 0) + 1
             processes = [
                 self.env.process(self._perform(worker_id, member)) for member in effect.effects
@@ -176,15 +176,14 @@ class SimDriver:
             results.append(result)
         return results
 
-    def _download_together(self, worker_id: str, effects: tuple[Download, ...]):
-        """Parallel downloads of one worker, sharing its link (no process per download)."""
-        sizes = [self._stored_bytes(worker_id, effect.key) for effect in effects]
-        start = self.env.now
-        elapsed = yield from self.network.transfer_batch(*self.endpoint(worker_id), sizes, "down")
-        now = self.env.now  # every transfer of the batch is done; never record past it
-        for effect, nbytes, ms in zip(effects, sizes, elapsed, strict=True):
-            self.recorder.effect(worker_id, effect, start, min(start + ms, now), nbytes)
-        return [None] * len(effects)
+    def _download_in_turn(self, worker_id: str, effects: tuple[Download, ...]):
+        """A worker's parallel downloads one after another, as the real drivers perform them
+        (one connection, one thread): a multi-input task's real downloads take the sum of their
+        times, where simulating them at once let their copies share the host's CPUs."""
+        results = []
+        for effect in effects:
+            results.append((yield from self._perform(worker_id, effect)))
+        return results
 
     def _stored_bytes(self, worker_id: str, key: str) -> int:
         nbytes = self._store.get(key)

@@ -222,7 +222,11 @@ class Now:
 
 @dataclass(frozen=True, slots=True)
 class Parallel:
-    """Perform `effects` concurrently. Result: their results, in order."""
+    """Perform `effects`, in any order or overlapped. Result: their results, in order.
+
+    The real drivers perform them in turn, on the worker's one connection; the simulator does
+    the same for downloads and store commands (`sim.engine`), so a prediction is of that.
+    """
 
     effects: tuple[Any, ...]
 
