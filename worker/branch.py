@@ -4,8 +4,9 @@ Rules (DESIGN.md, following WUKONG and octoflows):
 
 1. A *fixed* worker runs the tasks planned on its id one after another, in the plan's order
    (by default the DAG's topological order); it waits for remote inputs (subscribe, check
-   existence, then wait, so no COMPLETED message is missed) and downloads them in parallel.
-   Local inputs come from memory.
+   existence, then wait, so no COMPLETED message is missed) and asks for them in one Parallel
+   download (the real drivers, and so the simulator, fetch them in turn). Local inputs come
+   from memory.
 2. A *flexible* worker (WUKONG) is started for one ready task. After each task it goes on with
    the ready flexible consumers it keeps (one continuation, plus clustered ones) and starts new
    workers for the others; it keeps every output it produced in memory.
@@ -101,7 +102,7 @@ class Invocation:
 
 
 def _all(effects: list[Any]) -> Logic:
-    """Perform `effects` concurrently; returns their results as a list.
+    """Ask for `effects` together (a driver may overlap them); returns their results as a list.
 
     None yields nothing, one is yielded as itself, several as one Parallel.
     """
