@@ -1,6 +1,6 @@
 """The simulated interpreter of worker effects, and `simulate`: one run of a plan in SimPy.
 
-Each handler turns one effect into SimPy time: CPU work on the worker's processor-sharing CPU,
+Each handler turns one effect into SimPy time: CPU work (a delay, or a job of the shared host),
 transfers through the shared network, store commands, pub/sub, and invocations through the
 warm/cold container pools. No handler decides anything about tasks; the worker logic
 (`worker.branch`) does, exactly as it does for the real executor.
@@ -21,7 +21,6 @@ from sim.costs import CostLedger
 from sim.host import Host
 from sim.network import Network
 from sim.platform import Container, ContainerPools, Platform
-from sim.sharing import ProcessorSharing
 from worker.branch import Invocation, Logic, Worker, run_client
 from worker.effects import (
     Download,
@@ -100,9 +99,6 @@ class SimDriver:
         self._prewarmed: list[Container] = []
         self._counters: dict[str, set[str]] = {}  # dependency counters: members counted
         self._channels: dict[str, simpy.Event] = {}
-        self._cpus: dict[str, ProcessorSharing] = {}
-        # Workers inside a Parallel: the only place their effects (and so tasks) can overlap.
-        self._overlapping: dict[str, int] = {}
         self._configs: dict[str, ResourceConfig] = {}
         # A link belongs to a container (reused by warm invocations), not to a worker id.
         self._endpoints: dict[str, tuple[int, ResourceConfig]] = {}
@@ -129,18 +125,12 @@ class SimDriver:
 
     def _perform(self, worker_id: str, effect: Any) -> Generator[Any, Any, Any]:
         if isinstance(effect, Parallel):
-            kinds = {type(member) for member in effect.effects}
-            if len(kinds) == 1 and kinds <= _UNIFORM_LATENCY:
-                return (yield from self._perform_in_turn(worker_id, effect.effects))
-            if kinds == {Download} and worker_id != CLIENT:
-                return (yield from self._download_in_turn(worker_id, effect.effects))
-            self._overlapping[worker_id] = self._overlapping.get(worker_id, 0) + 1
-            processes = [
-                self.env.process(self._perform(worker_id, member)) for member in effect.effects
-            ]
-            done = yield self.env.all_of(processes)
-            self._overlapping[worker_id] -= 1
-            return [done[p] for p in processes]
+            # One after another, as the real drivers perform them (one connection, one thread):
+            # a multi-input task's downloads take the sum of their times.
+            results = []
+            for member in effect.effects:
+                results.append((yield from self._perform(worker_id, member)))
+            return results
         handler = HANDLERS.get(type(effect))
         if handler is None:
             raise DriverError(
@@ -153,37 +143,6 @@ class SimDriver:
         result, nbytes = yield from handler(self, worker_id, effect)
         self.recorder.effect(worker_id, effect, start, self.env.now, nbytes)
         return result
-
-    def _perform_in_turn(self, worker_id: str, effects: tuple[Any, ...]):
-        """Same-kind commands (store commands, invoke calls) one after another, each applied
-        when its round trip ends: a worker has one connection and the real drivers send them
-        in turn."""
-        kind = type(effects[0])
-        if kind is Invoke:
-            latency = self.platform.invoke_latency_ms
-        elif kind is Subscribe:
-            latency = 0.0
-        else:
-            latency = self.platform.store_op_ms
-            self.network.n_store_ops += len(effects)
-        results = []
-        for effect in effects:
-            start = self.env.now
-            if latency > 0:
-                yield self.host.work(latency)
-            result = _APPLY[kind](self, worker_id, effect, start)
-            self.recorder.effect(worker_id, effect, start, self.env.now, 0)
-            results.append(result)
-        return results
-
-    def _download_in_turn(self, worker_id: str, effects: tuple[Download, ...]):
-        """A worker's parallel downloads one after another, as the real drivers perform them
-        (one connection, one thread): a multi-input task's real downloads take the sum of their
-        times, where simulating them at once let their copies share the host's CPUs."""
-        results = []
-        for effect in effects:
-            results.append((yield from self._perform(worker_id, effect)))
-        return results
 
     def _stored_bytes(self, worker_id: str, key: str) -> int:
         nbytes = self._store.get(key)
@@ -205,15 +164,6 @@ class SimDriver:
             return self._endpoints[worker_id]
         except KeyError:
             raise DriverError(f"worker {worker_id!r} moves data but was never invoked") from None
-
-    def cpu(self, worker_id: str) -> ProcessorSharing:
-        """The worker's CPU: tasks running together share it (each at most its time alone)."""
-        cpu = self._cpus.get(worker_id)
-        if cpu is None:
-            capacity = max(1.0, self.config_of(worker_id).cpus)
-            cpu = ProcessorSharing(self.env, capacity, per_job_cap=1.0, name=f"cpu {worker_id}")
-            self._cpus[worker_id] = cpu
-        return cpu
 
     def worker_process(self, effect: Invoke, invoked_ms: float) -> Generator[Any, Any, None]:
         """One invocation: get a container, run the worker's branch, release the container."""
@@ -290,9 +240,7 @@ def _execute(driver: SimDriver, worker_id: str, effect: Execute):
     if exec_ms > 0:
         if driver.host.shared:  # every worker's tasks share the machine's cores
             yield driver.host.work(exec_ms)
-        elif driver._overlapping.get(worker_id):
-            yield driver.cpu(worker_id).serve(exec_ms)
-        else:  # alone on the worker: processor sharing with one job is a plain delay
+        else:  # a worker runs one task at a time, on CPUs of its own
             yield driver.env.timeout(exec_ms)
     nbytes = int(driver.profiles.output_bytes(effect.task_id))
     return TaskOutput(None, nbytes), nbytes
@@ -359,7 +307,6 @@ _APPLY = {
     Subscribe: _apply_subscribe,
     Invoke: _apply_invoke,
 }
-_UNIFORM_LATENCY = frozenset(_APPLY)
 
 
 def _store_command(driver: SimDriver, worker_id: str, effect: Any):

@@ -224,8 +224,8 @@ class Now:
 class Parallel:
     """Perform `effects`, in any order or overlapped. Result: their results, in order.
 
-    The real drivers perform them in turn, on the worker's one connection; the simulator does
-    the same for downloads and store commands (`sim.engine`), so a prediction is of that.
+    The real drivers perform them in turn, on the worker's one connection, and so does the
+    simulator (`sim.engine`): a prediction is of that.
     """
 
     effects: tuple[Any, ...]
