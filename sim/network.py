@@ -72,7 +72,7 @@ class Network:
         self.n_transfers = 0
         self.n_store_ops = 0
         self.n_publishes = 0
-        self._batch_busy_until: dict[Hashable, float] = {}
+        self._alone_busy_until: dict[Hashable, float] = {}
 
     def link(self, worker_key: Hashable, config: ResourceConfig) -> ProcessorSharing:
         """The link of worker ``worker_key``, created on first use with its config's bandwidth.
@@ -156,59 +156,56 @@ class Network:
             return None
         return self.host.work(nbytes / rate)
 
-    def transfer_batch(
+    def transfer_alone(
         self,
         worker_key: Hashable,
         config: ResourceConfig,
-        sizes: list[int],
+        nbytes: int,
         direction: Direction = "down",
         *,
         latency: bool = True,
-    ) -> Generator[simpy.Event, Any, list[float]]:
-        """SimPy process body: transfers of one worker started together that are the only ones
-        on its link until they finish (a sequential worker's batch); returns each one's ms.
+    ) -> Generator[simpy.Event, Any, float]:
+        """SimPy process body: a transfer that has its worker's link to itself until it ends (a
+        worker performs its transfers one after another); returns its ms.
 
-        Same timing as one `transfer` process per size, with fewer events: the link's fair
-        shares among jobs that start together are computed in closed form, only the store's
-        shared link runs as a processor-sharing server.
+        Same timing as `transfer`, with fewer events: the worker's link is a plain delay, only
+        the store's shared link runs as a processor-sharing server.
 
         Raises
         ------
         RuntimeError
-            If the worker's link is still busy with earlier transfers.
+            If the worker's link is still busy with an earlier transfer.
         """
         now = self.env.now
-        if self._batch_busy_until.get(worker_key, -math.inf) > now + 1e-9 or (
+        if self._alone_busy_until.get(worker_key, -math.inf) > now + 1e-9 or (
             worker_key in self._links and self._links[worker_key][1].n_active
         ):
-            raise RuntimeError(f"transfer batch on worker {worker_key!r} while its link is busy")
-        self.n_transfers += len(sizes)
-        self.n_store_ops += len(sizes)
+            raise RuntimeError(f"transfer on worker {worker_key!r} while its link is busy")
+        self.n_transfers += 1
+        self.n_store_ops += 1
         if direction == "up":
-            self.bytes_up += sum(sizes)
+            self.bytes_up += nbytes
         else:
-            self.bytes_down += sum(sizes)
+            self.bytes_down += nbytes
         delay = self.platform.store_op_ms if latency else 0.0
         if delay > 0:
             yield self.host.work(delay)
             delay = self.env.now - now
-        link_ms = _batch_finish_ms(sizes, self.platform.link_bytes_per_ms(config))
+        bandwidth = self.platform.link_bytes_per_ms(config)
+        link_ms = 0.0 if math.isinf(bandwidth) else nbytes / bandwidth
         start = self.env.now
-        self._batch_busy_until[worker_key] = start + max(link_ms, default=0.0)
-        on_store = [self.store_link.serve(n) if n > 0 else None for n in sizes]
-        on_host = [self._copy_work(n, direction) if n > 0 else None for n in sizes]
-        elapsed = []
-        for link_done_ms, store, host in zip(link_ms, on_store, on_host, strict=True):
-            store_ms = 0.0
-            if store is not None:
-                store_ms = yield store
-            if host is not None:
-                store_ms = max(store_ms, (yield host))
-            wait_ms = start + link_done_ms - self.env.now
-            if wait_ms > 1e-12:
-                yield self.env.timeout(wait_ms)
-            elapsed.append(delay + max(link_done_ms, store_ms))
-        return elapsed
+        self._alone_busy_until[worker_key] = start + link_ms
+        store_ms = 0.0
+        if nbytes > 0:
+            on_store = self.store_link.serve(nbytes)
+            on_host = self._copy_work(nbytes, direction)
+            store_ms = yield on_store
+            if on_host is not None:
+                store_ms = max(store_ms, (yield on_host))
+        wait_ms = start + link_ms - self.env.now
+        if wait_ms > 1e-12:
+            yield self.env.timeout(wait_ms)
+        return delay + max(link_ms, store_ms)
 
     def store_op(self) -> Generator[simpy.Event, Any, float]:
         """SimPy process body: one small store command (INCR, SETNX, EXISTS); return elapsed ms."""
@@ -231,21 +228,3 @@ class Network:
     ) -> float:
         """Time of a transfer alone on idle links (see `Platform.ideal_transfer_ms`), ms."""
         return float(self.platform.ideal_transfer_ms(config, nbytes, direction))
-
-
-def _batch_finish_ms(sizes: list[int], bandwidth: float) -> list[float]:
-    """When each of several jobs started together on one fair-shared link finishes (ms).
-
-    In size order, job k finishes once every unfinished job got its size: the gap to the
-    previous size times the jobs still sharing, over the bandwidth.
-    """
-    finish = [0.0] * len(sizes)
-    if math.isinf(bandwidth):
-        return finish
-    elapsed, previous, sharing = 0.0, 0, len(sizes)
-    for index in sorted(range(len(sizes)), key=sizes.__getitem__):
-        elapsed += (sizes[index] - previous) * sharing / bandwidth
-        previous = sizes[index]
-        sharing -= 1
-        finish[index] = elapsed
-    return finish
