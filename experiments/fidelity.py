@@ -273,7 +273,7 @@ class Bench:
         when it starts (its function's environment names the backend).
         With `every`, pings every idle container too (at least `n`), even if enough are idle.
         """
-        from runtime.lambda_backend import WARMUP_PAYLOAD
+        from runtime.lambda_backend import WARMUP_PAYLOAD, release_connection
 
         function = self.emulator.functions[f"faasdag-{memory_mb}"]
         if every:
@@ -284,16 +284,13 @@ class Bench:
             from runtime.calibrate import _lambda_client
 
             self._client = _lambda_client(self.emulator.endpoint_url)
-        ping = {**WARMUP_PAYLOAD, "hold_ms": PREWARM_HOLD_MS, "imports": list(imports)}
-        payload = json.dumps(ping).encode()
-        threads = [
-            threading.Thread(
-                target=self._client.invoke,
-                kwargs={"FunctionName": function.name, "Payload": payload},
-                daemon=True,
-            )
-            for _ in range(n)
-        ]
+        warmup = {**WARMUP_PAYLOAD, "hold_ms": PREWARM_HOLD_MS, "imports": list(imports)}
+        payload = json.dumps(warmup).encode()
+
+        def ping() -> None:
+            release_connection(self._client.invoke(FunctionName=function.name, Payload=payload))
+
+        threads = [threading.Thread(target=ping, daemon=True) for _ in range(n)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from dag.lang import task
-from runtime.lambda_backend import backend_environment
+from runtime.lambda_backend import backend_environment, release_connection
 from runtime.local_redis import local_redis
 
 log = logging.getLogger(__name__)
@@ -476,10 +476,12 @@ def _sync_ms(client: Any, name: str, event: dict[str, Any]) -> float:
 def _event_ms(client: Any, redis_client: Any, redis_url: str, name: str) -> float:
     key = f"faasdag:calibrate:{uuid.uuid4().hex}"
     sent_s = time.time()
-    client.invoke(
-        FunctionName=name,
-        InvocationType="Event",
-        Payload=json.dumps({"key": key, "redis_url": redis_url}).encode(),
+    release_connection(
+        client.invoke(
+            FunctionName=name,
+            InvocationType="Event",
+            Payload=json.dumps({"key": key, "redis_url": redis_url}).encode(),
+        )
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -523,7 +525,7 @@ def bench_startups(
                     samples[warm_key].append(_sync_ms(client, name, {}))
                     samples["invoke_ms"].append(_event_ms(client, redis_client, redis_url, name))
                     start = time.perf_counter()
-                    client.invoke(FunctionName=name, InvocationType="DryRun")
+                    release_connection(client.invoke(FunctionName=name, InvocationType="DryRun"))
                     samples["dryrun_ms"].append((time.perf_counter() - start) * 1000.0)
     return samples
 

@@ -119,6 +119,7 @@ class LambdaBackend:
         response = self.client.invoke(
             FunctionName=name, InvocationType="Event", Payload=json.dumps(payload).encode()
         )
+        release_connection(response)
         if response.get("StatusCode") != 202:
             raise LambdaInvokeError(
                 f"Lambda function {name!r} answered {response.get('StatusCode')} to an Event invoke"
@@ -132,6 +133,16 @@ class LambdaBackend:
     def prepare(self) -> None:
         """Make the boto3 client now rather than at the first invoke."""
         _ = self.client
+
+
+def release_connection(response: dict[str, Any]) -> bytes:
+    """Read an Invoke response's body (empty for Event and DryRun); returns it.
+
+    botocore hands a connection back to its pool only once the body has been read. Unread, every
+    invoke opened a connection of its own: a TCP (on AWS also a TLS) handshake, and on the local
+    emulator a new server thread, each time (~0.4 ms of CPU more per invoke here).
+    """
+    return response["Payload"].read()
 
 
 def backend_environment(

@@ -121,6 +121,7 @@ class Stats:
     warm_starts: int = 0
     throttled: int = 0
     function_errors: int = 0
+    connections: int = 0  # to the Invoke API; a client that keeps its connection opens one
 
 
 class LambdaEmulator:
@@ -417,6 +418,11 @@ def _invoke_api(emulator: LambdaEmulator) -> type[BaseHTTPRequestHandler]:
         # Headers and body go out in separate writes; with Nagle's algorithm on, the
         # peer's delayed ACK adds ~40 ms to every request on loopback.
         disable_nagle_algorithm = True
+
+        def setup(self) -> None:
+            super().setup()
+            with emulator._lock:
+                emulator.stats.connections += 1
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("lambda api: " + format, *args)

@@ -17,7 +17,7 @@ from planners import PLANNERS, ProfilesPredictor, get_planner
 from runtime.client import run
 from runtime.errors import RemoteTaskError, WorkerLost
 from runtime.inprocess import run_in_process
-from runtime.lambda_backend import BACKEND_ENV, LambdaBackend
+from runtime.lambda_backend import BACKEND_ENV, WARMUP_PAYLOAD, LambdaBackend
 from runtime.lambda_deploy import deploy, iam_policy, package
 from runtime.lambda_local import LambdaEmulator
 from sim.simulate import simulate
@@ -394,6 +394,24 @@ def test_warmup_ping_prepares_the_backend_and_holds_its_container(emulator):
     # A ping's imports must exist: the error names the module.
     _, body = invoke(client, function.name, {**WARMUP_PAYLOAD, "imports": ["dag.no_such"]})
     assert "dag.no_such" in body["errorMessage"]
+
+
+def test_event_invokes_of_one_backend_reuse_one_connection(emulator):
+    """The backend reads each Invoke response, so botocore keeps its connection: unread, every
+    invoke opened a connection (and an emulator thread) of its own."""
+    backend = LambdaBackend(endpoint_url=emulator.endpoint_url)
+    backend.prepare()
+    config = ResourceConfig(emulator.functions["faasdag-2048"].memory_mb)
+    before = emulator.stats.connections
+    for _ in range(6):
+        backend.invoke(WARMUP_PAYLOAD, config)
+    assert emulator.stats.connections - before == 1
+    # A client that leaves the body unread pays a connection per invoke (what this guards).
+    client = lambda_client(emulator)
+    before = emulator.stats.connections
+    for _ in range(3):
+        client.invoke(FunctionName="echo", InvocationType="DryRun")
+    assert emulator.stats.connections - before == 3
 
 
 def test_malformed_backend_variable_fails_the_container_start_naming_it():
