@@ -64,9 +64,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
     ],
     "planners": ["uniform", "wukong", "heft", "cpop", "dask", "non-uniform"],
     "configs": [1024, 2048],
-    "repetitions": 5,
+    # Ten, not five: planners of one cluster (heft, cpop, dask; uniform, wukong, non-uniform)
+    # run within a few percent of each other, and means of five runs ranked them by noise.
+    "repetitions": 10,
     "preset": "local",
 }
+#: Recorded rounds of the shipped trace sets (`traces/data`, ``record``): committed data, and
+#: the offline fidelity test simulates every run of them.
+SHIPPED_REPETITIONS = 5
 #: Unrecorded runs of a cell's plan before its recorded ones.
 WARMUP_RUNS = 2
 #: Unrecorded rounds of every cell, as the recorded rounds run them, before those. Without one
@@ -130,7 +135,7 @@ class FidelityConfig:
     workflows: tuple[str, ...] = tuple(DEFAULT_CONFIG["workflows"])
     planners: tuple[str, ...] = tuple(DEFAULT_CONFIG["planners"])
     configs: tuple[int, ...] = tuple(DEFAULT_CONFIG["configs"])
-    repetitions: int = 5
+    repetitions: int = DEFAULT_CONFIG["repetitions"]
     preset: str = "local"
     traces: str | None = None
     description: str = ""
@@ -182,7 +187,7 @@ def load_config(source: str | dict[str, Any]) -> FidelityConfig:
     configs = data.get("configs", DEFAULT_CONFIG["configs"])
     if not configs or not all(isinstance(c, int) and 128 <= c <= 10240 for c in configs):
         raise UsageError(f"validate: {label}: configs must be MB ints in [128, 10240]")
-    if data.get("repetitions", 5) < 3:
+    if data.get("repetitions", DEFAULT_CONFIG["repetitions"]) < 3:
         raise UsageError(f"validate: {label}: repetitions must be >= 3 (leave-one-out needs 2)")
     if len(data.get("planners", DEFAULT_CONFIG["planners"])) < 2:
         raise UsageError(f"validate: {label}: planners needs at least two (for rankings)")
@@ -1217,13 +1222,13 @@ def _record_main(argv: Sequence[str] | None = None) -> int:
     rec = sub.add_parser("record", help="regenerate the shipped trace sets (one per workflow)")
     rec.add_argument("config", nargs="?", default="default")
     rec.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "traces" / "data"))
-    rec.add_argument("--repetitions", type=int, default=None)
+    rec.add_argument("--repetitions", type=int, default=SHIPPED_REPETITIONS)
     rec.add_argument("--no-calibrate", action="store_true",
                      help="record with the config's preset as it is")  # fmt: skip
     args = parser.parse_args(argv)
-    config = load_config(args.config)
-    if args.repetitions is not None:
-        config = replace(config, repetitions=args.repetitions)
+    if args.repetitions < 3:
+        raise UsageError("record: --repetitions must be >= 3 (leave-one-out needs 2)")
+    config = replace(load_config(args.config), repetitions=args.repetitions)
     if not args.no_calibrate and config.preset == "local":
         # The shipped preset and traces come from one session: this machine's speed drifts
         # (a pure-Python loop varies by up to 1.6x over minutes), so a preset calibrated at
