@@ -1222,13 +1222,20 @@ def _record_main(argv: Sequence[str] | None = None) -> int:
     rec = sub.add_parser("record", help="regenerate the shipped trace sets (one per workflow)")
     rec.add_argument("config", nargs="?", default="default")
     rec.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "traces" / "data"))
-    rec.add_argument("--repetitions", type=int, default=SHIPPED_REPETITIONS)
+    rec.add_argument("--repetitions", type=int, default=None,
+                     help=f"rounds to record (default: the config's; {SHIPPED_REPETITIONS} "
+                     "for the default config, as shipped)")  # fmt: skip
     rec.add_argument("--no-calibrate", action="store_true",
                      help="record with the config's preset as it is")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.repetitions < 3:
-        raise UsageError("record: --repetitions must be >= 3 (leave-one-out needs 2)")
-    config = replace(load_config(args.config), repetitions=args.repetitions)
+    config = load_config(args.config)
+    repetitions = args.repetitions
+    if repetitions is None and args.config == "default":
+        repetitions = SHIPPED_REPETITIONS
+    if repetitions is not None:
+        if repetitions < 3:
+            raise UsageError("record: --repetitions must be >= 3 (leave-one-out needs 2)")
+        config = replace(config, repetitions=repetitions)
     if not args.no_calibrate and config.preset == "local":
         # The shipped preset and traces come from one session: this machine's speed drifts
         # (a pure-Python loop varies by up to 1.6x over minutes), so a preset calibrated at

@@ -136,11 +136,21 @@ class LambdaBackend:
 
 
 def release_connection(response: dict[str, Any]) -> bytes:
-    """Read an Invoke response's body (empty for Event and DryRun); returns it.
+    """Read an Invoke response's whole body, so that its connection goes back to the pool.
 
     botocore hands a connection back to its pool only once the body has been read. Unread, every
     invoke opened a connection of its own: a TCP (on AWS also a TLS) handshake, and on the local
     emulator a new server thread, each time (~0.4 ms of CPU more per invoke here).
+
+    Parameters
+    ----------
+    response : dict
+        What boto3's ``invoke`` returned.
+
+    Returns
+    -------
+    bytes
+        The body: empty for Event and DryRun, the function's result for RequestResponse.
     """
     return response["Payload"].read()
 

@@ -161,6 +161,17 @@ def test_bad_config_is_one_clear_usage_error():
         load_config({"planners": ["heft", "nope"]})
 
 
+def test_record_rejects_too_few_rounds_before_touching_anything(tmp_path):
+    """``record --repetitions 2`` is a usage error raised before calibrating or writing."""
+    from experiments.fidelity import PRESET, _record_main
+
+    preset_before = PRESET.read_bytes()
+    with pytest.raises(UsageError, match="--repetitions must be >= 3"):
+        _record_main(["record", "--repetitions", "2", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+    assert PRESET.read_bytes() == preset_before
+
+
 def test_offline_fidelity_on_shipped_traces_stays_within_bounds():
     """Leave-one-run-out on the shipped traces: makespan errors within the stated bounds."""
     traces = load_shipped()
