@@ -15,7 +15,6 @@ import contextlib
 import logging
 import pickle
 import struct
-import threading
 import time
 from typing import Any
 
@@ -376,10 +375,7 @@ class Subscription:
 
     def __init__(self, store: RedisStore):
         self.store = store
-        self._pubsub = _parked_listener(store.client) or store.client.pubsub(
-            ignore_subscribe_messages=True
-        )
-        self._channels = store.prefix + "chan:"
+        self._pubsub = store.client.pubsub(ignore_subscribe_messages=True)
         self._fired: set[str] = set()
         self._failed = False
         self._pubsub.subscribe(store._channel(FAILURE_CHANNEL))
@@ -391,13 +387,11 @@ class Subscription:
         message = self._pubsub.get_message(timeout=timeout_s)
         while message is not None:
             name = message["channel"].decode()
-            # A parked listener may still hold a message of the run it served before.
-            if name.startswith(self._channels):
-                local = name[len(self._channels) :]
-                if local == FAILURE_CHANNEL:
-                    self._failed = True
-                else:
-                    self._fired.add(local)
+            local = name[len(self.store.prefix) + len("chan:") :]
+            if local == FAILURE_CHANNEL:
+                self._failed = True
+            else:
+                self._fired.add(local)
             message = self._pubsub.get_message(timeout=0)
 
     def wait(self, channel: str, *, timeout_s: float, poll_s: float = 0.05) -> None:
@@ -451,43 +445,8 @@ class Subscription:
                 time.sleep(poll_s)
 
     def close(self) -> None:
-        """Unsubscribe, and park the listener for this process's next subscription.
-
-        A closed redis-py listener drops its connection, so the client's next command paid a
-        reconnect (TCP, HELLO, two CLIENT SETINFO): once per worker invocation that waited.
-        """
-        try:
-            self._pubsub.unsubscribe()
-        except redis.RedisError:
-            with contextlib.suppress(redis.RedisError):  # closing a dead connection
-                self._pubsub.close()
-            return
-        _park_listener(self.store.client, self._pubsub)
-
-
-#: Idle pub/sub listeners per Redis client (`Subscription.close`), at most this many each.
-_PARKED_MAX = 4
-_parked: dict[int, tuple[Any, list[Any]]] = {}
-_parked_lock = threading.Lock()
-
-
-def _parked_listener(client: Any) -> Any | None:
-    with _parked_lock:
-        owner, idle = _parked.get(id(client), (None, []))
-        return idle.pop() if owner is client and idle else None
-
-
-def _park_listener(client: Any, pubsub: Any) -> None:
-    with _parked_lock:
-        owner, idle = _parked.get(id(client), (None, []))
-        if owner is not client:  # an id reused by a newer client
-            owner, idle = client, []
-            _parked[id(client)] = (owner, idle)
-        if len(idle) < _PARKED_MAX:
-            idle.append(pubsub)
-            return
-    with contextlib.suppress(redis.RedisError):
-        pubsub.close()
+        with contextlib.suppress(redis.RedisError):  # closing a dead connection
+            self._pubsub.close()
 
 
 class RunFailed(RuntimeError):

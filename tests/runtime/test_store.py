@@ -114,42 +114,6 @@ def test_a_recorded_failure_wakes_waiters(store):
     sub.close()
 
 
-def test_a_closed_subscription_keeps_its_connection_for_the_next(store):
-    """Closing a subscription parks its listener: the next one and the client's next command
-    open no connection (a dropped listener cost a reconnect per worker invocation)."""
-    received = lambda: store.client.info("stats")["total_connections_received"]  # noqa: E731
-    warm = store.subscription()
-    warm.subscribe("done:warm")
-    warm.close()
-    before = received()
-    for n in range(3):
-        sub = store.subscription()
-        sub.subscribe(f"done:{n}")
-        store.publish(f"done:{n}")
-        sub.wait(f"done:{n}", timeout_s=5)
-        sub.close()
-        store.put(f"out:{n}", n)
-    assert received() == before
-
-
-def test_a_parked_listener_ignores_its_previous_runs_messages(store):
-    """A message of an earlier run still buffered in a parked listener fires nothing here."""
-    sub = store.subscription()
-    sub.subscribe("done:a")
-    store.publish("done:a")
-    time.sleep(0.05)  # the message waits unread in the listener's socket
-    sub.close()
-    twin = store.run_id[:-1] + ("y" if store.run_id[-1] != "y" else "z")  # same length
-    other = RedisStore(store.client, twin)
-    other.begin()
-    again = other.subscription()
-    again.subscribe("done:a")
-    with pytest.raises(TimeoutError, match="done:a"):
-        again.wait("done:a", timeout_s=0.3)
-    again.close()
-    other.cleanup()
-
-
 def test_password_url():
     """A redis:// URL with a password authenticates; a wrong one is refused."""
     binary = find_redis_server()
