@@ -1103,14 +1103,27 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_repetitions(
+    config: FidelityConfig, repetitions: int | None, command: str
+) -> FidelityConfig:
+    """`config` with ``--repetitions`` applied (None keeps the config's).
+
+    Raises
+    ------
+    UsageError
+        If `repetitions` is below 3 (naming `command`).
+    """
+    if repetitions is None:
+        return config
+    if repetitions < 3:
+        raise UsageError(f"{command}: --repetitions must be >= 3 (leave-one-out needs 2)")
+    return replace(config, repetitions=repetitions)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from traces.io import TraceSet
 
-    config = load_config(args.config)
-    if args.repetitions is not None:
-        if args.repetitions < 3:
-            raise UsageError("validate: --repetitions must be >= 3")
-        config = replace(config, repetitions=args.repetitions)
+    config = _with_repetitions(load_config(args.config), args.repetitions, "validate")
     traces_dir = args.traces or config.traces
     out = Path(args.out).resolve()  # the presets' paths in the cells and report outlive the cwd
     out.mkdir(parents=True, exist_ok=True)
@@ -1228,14 +1241,10 @@ def _record_main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("--no-calibrate", action="store_true",
                      help="record with the config's preset as it is")  # fmt: skip
     args = parser.parse_args(argv)
-    config = load_config(args.config)
     repetitions = args.repetitions
     if repetitions is None and args.config == "default":
         repetitions = SHIPPED_REPETITIONS
-    if repetitions is not None:
-        if repetitions < 3:
-            raise UsageError("record: --repetitions must be >= 3 (leave-one-out needs 2)")
-        config = replace(config, repetitions=repetitions)
+    config = _with_repetitions(load_config(args.config), repetitions, "record")
     if not args.no_calibrate and config.preset == "local":
         # The shipped preset and traces come from one session: this machine's speed drifts
         # (a pure-Python loop varies by up to 1.6x over minutes), so a preset calibrated at
