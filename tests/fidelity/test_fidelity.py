@@ -18,6 +18,7 @@ from experiments.cli import UsageError
 from experiments.fidelity import (
     FIT_HOST_CPUS,
     SIM_TIE,
+    TARGETS,
     FidelityConfig,
     fit_host_cpus,
     kendall_tau,
@@ -127,6 +128,34 @@ def test_summary_measures_the_real_runs_against_themselves():
     swapped = frame.copy()
     swapped.loc[a_runs, "real_makespan_ms"] = [400.0, 10.0, 400.0, 10.0]
     assert summarize(swapped).real_tau_halves == pytest.approx(-1 / 3)
+
+
+def test_summary_holds_a_miss_against_what_exact_cell_means_score():
+    """The report checks the targets, and sets a missed error beside the error of each cell's
+    exact mean known in hindsight: when that misses too, no prediction of the cells could
+    have met the target on these runs. Here every run of a cell is predicted at the cell's
+    mean, so the simulator's errors are that floor itself: median 0, p90 over the target."""
+    import pandas as pd
+
+    real = {"a": [100.0] * 10, "b": [100.0] * 6 + [70.0, 130.0] * 2}
+    rows = []
+    for planner, runs in real.items():
+        mean = float(np.mean(runs))
+        for ms in runs:
+            error = abs(mean - ms) / ms
+            rows.append({"workflow": "w", "planner": planner, "real_makespan_ms": ms,
+                         "sim_makespan_ms": mean, "makespan_error": error,
+                         "cost_error": 0.0, "n_cold": 0})  # fmt: skip
+    report = summarize(pd.DataFrame(rows))
+    errors = [0.0] * 16 + [30 / 70, 30 / 130] * 2
+    assert report.hindsight["p90"] == pytest.approx(np.quantile(errors, 0.9))
+    assert report.hindsight["p90"] > TARGETS["p90"] and report.hindsight["median"] == 0.0
+    assert report.targets_met() == {"median": True, "p90": False, "tau": False}
+    line = report.targets_text()
+    assert "median 0.000 <= 0.10: met" in line
+    assert f"p90 {report.makespan['p90']:.3f} > 0.20: missed" in line and "missed too" in line
+    # The simulator told a and b apart (tau-b of a tie against a tie is undefined: nan).
+    assert "tau nan < 0.80: missed" in line and line in report.text()
 
 
 def test_bootstrap_tau_of_the_real_runs_follows_their_noise():
