@@ -249,12 +249,12 @@ def _execute(driver: SimDriver, worker_id: str, effect: Execute):
 def _download(driver: SimDriver, worker_id: str, effect: Download):
     nbytes = driver._stored_bytes(worker_id, effect.key)
     if worker_id != CLIENT:
-        yield from driver.network.transfer_alone(*driver.endpoint(worker_id), nbytes, "down")
+        yield from driver.network.transfer(*driver.endpoint(worker_id), nbytes, "down")
     return None, nbytes
 
 
 def _upload(driver: SimDriver, worker_id: str, effect: Upload):
-    yield from driver.network.transfer_alone(*driver.endpoint(worker_id), effect.nbytes, "up")
+    yield from driver.network.transfer(*driver.endpoint(worker_id), effect.nbytes, "up")
     driver._store[effect.key] = effect.nbytes
     driver.uploads.append(effect.key)
     return None, effect.nbytes
@@ -373,7 +373,7 @@ def _stream_upload(driver: SimDriver, worker_id: str, effect: StreamUpload):
     endpoint = driver.endpoint(worker_id)
     for index, (size, arrived) in enumerate(zip(sizes, stream.chunks, strict=True)):
         # Chunk writes are pipelined: only the first pays the store's command latency.
-        yield from driver.network.transfer_alone(*endpoint, size, "up", latency=index == 0)
+        yield from driver.network.transfer(*endpoint, size, "up", latency=index == 0)
         arrived.succeed()
     driver._store[effect.key] = effect.nbytes
     driver.uploads.append(effect.key)
@@ -388,7 +388,7 @@ def _stream_download(driver: SimDriver, worker_id: str, effect: StreamDownload):
     for index, (size, arrived) in enumerate(zip(sizes, stream.chunks, strict=True)):
         if not arrived.processed:
             yield arrived
-        yield from driver.network.transfer_alone(*endpoint, size, "down", latency=index == 0)
+        yield from driver.network.transfer(*endpoint, size, "down", latency=index == 0)
     return None, sum(sizes)
 
 

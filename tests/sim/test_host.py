@@ -85,6 +85,17 @@ def test_transfers_take_host_cpu_beside_the_store_link():
     assert simulate(pair, plan, profiles, shared).makespan_ms == pytest.approx(200.0)
 
 
+def test_own_transfer_rates_on_private_cpus_floor_a_transfer():
+    """Containers with CPUs of their own (cloud presets, host_cpus = inf) and per-direction
+    transfer rates (what calibration writes): a's 10 kB upload takes 10 ms at 1000 bytes/ms
+    and b's download of it 20 ms at 500, so b, a no-op, ends at 30 ms."""
+    chain = DAG([Task("a", "f"), Task("b", "f", deps=("a",))])
+    plan = Plan({t: Placement(f"w{t}", CFG) for t in chain})
+    profiles = DictProfiles({"a": 0.0, "b": 0.0}, {"a": 10_000, "b": 0})
+    own = IDEAL.with_overrides(upload_bytes_per_ms=1000.0, download_bytes_per_ms=500.0)
+    assert simulate(chain, plan, profiles, own).makespan_ms == pytest.approx(30.0)
+
+
 def test_a_sliced_host_runs_short_tasks_one_after_another():
     """With a time slice longer than the tasks, one CPU runs the three 100 ms tasks in turn
     (done at 100, 200 and 300 ms); shared processor-style all three end at 300 ms."""

@@ -59,12 +59,23 @@ def test_concurrent_transfers_share_the_store():
     assert elapsed == [pytest.approx(2.0 + 20_000 / 1000.0)] * 2
 
 
-def test_same_worker_transfers_share_its_link():
-    """Two transfers of one worker share its link (store made fast)."""
-    platform = slow_platform(store_bandwidth_bytes_per_ms=1e9)
-    transfers = [("w0", 4_000, "down"), ("w0", 4_000, "down")]
-    _network, elapsed = run_transfers(platform, transfers)
-    assert elapsed == [pytest.approx(2.0 + 8_000 / 4000.0)] * 2
+def test_a_worker_transfers_one_after_another():
+    """A worker's link serves one transfer at a time, as the real drivers perform them: back to
+    back, the second takes as long as the first; overlapping, it is the caller's bug."""
+    env = simpy.Environment()
+    network = Network(env, slow_platform(store_bandwidth_bytes_per_ms=1e9))
+    elapsed = []
+
+    def in_turn():
+        for _ in range(2):
+            elapsed.append((yield from network.transfer("w0", CONFIG, 4_000, "down")))
+
+    env.process(in_turn())
+    env.run()
+    assert elapsed == [pytest.approx(2.0 + 4_000 / 4000.0)] * 2
+    assert env.now == pytest.approx(6.0)
+    with pytest.raises(RuntimeError, match="'w0'"):
+        run_transfers(slow_platform(), [("w0", 4_000, "down"), ("w0", 4_000, "up")])
 
 
 def test_ideal_transfer_takes_no_time():
@@ -76,7 +87,7 @@ def test_ideal_transfer_takes_no_time():
 def test_counters_track_bytes_and_ops():
     """bytes_up / bytes_down follow the direction; every transfer is a store op."""
     network, _ = run_transfers(
-        slow_platform(), [("w0", 5, "up"), ("w1", 7, "down"), ("w1", 0, "down")]
+        slow_platform(), [("w0", 5, "up"), ("w1", 7, "down"), ("w2", 0, "down")]
     )
     assert (network.bytes_up, network.bytes_down) == (5, 7)
     assert (network.n_transfers, network.n_store_ops) == (3, 3)
@@ -100,13 +111,24 @@ def test_store_op_and_publish_cost_latency_only():
 
 
 def test_link_bandwidth_follows_memory():
-    """A worker's link is created with its config's bandwidth, and its config is fixed."""
-    platform = Platform.preset("aws-lambda")
-    network = Network(simpy.Environment(), platform)
-    assert network.link("a", ResourceConfig(128)).capacity == pytest.approx(6250.0)
-    assert network.link("b", ResourceConfig(10240)).capacity == pytest.approx(75000.0)
+    """A worker's link has its config's bandwidth (AWS: 6250 bytes/ms at 128 MB, 75000 at
+    10240 MB), and a worker's config is fixed."""
+    platform = Platform.preset("aws-lambda").with_overrides(
+        store_op_ms=0.0, store_bandwidth_bytes_per_ms=1e9
+    )
+    env = simpy.Environment()
+    network = Network(env, platform)
+    elapsed = {}
+
+    def one(worker, config):
+        elapsed[worker] = yield from network.transfer(worker, config, 750_000, "down")
+
+    env.process(one("a", ResourceConfig(128)))
+    env.process(one("b", ResourceConfig(10240)))
+    env.run()
+    assert elapsed == {"a": pytest.approx(120.0), "b": pytest.approx(10.0)}
     with pytest.raises(ValueError, match="'a'"):
-        network.link("a", ResourceConfig(2048))
+        next(network.transfer("a", ResourceConfig(2048), 1))
 
 
 @pytest.mark.parametrize(("nbytes", "direction"), [(-1, "up"), (1.5, "up"), (3, "sideways")])
