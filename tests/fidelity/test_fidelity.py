@@ -1,10 +1,10 @@
 """Fidelity of the simulator against real runs: the calibrated preset, the shipped traces,
 leave-one-run-out validation offline (shipped traces) and live (emulator + Redis).
 
-Bounds (a regression gate, looser than the issue's targets, which fresh validations on this
-2-core machine meet only in part; see the README): offline on the shipped traces, median makespan error <= OFFLINE_MEDIAN
-and p90 <= OFFLINE_P90; live, median <= LIVE_MEDIAN. A change to the simulator, the worker or the
-planners that moves predictions away from recorded reality fails here.
+Bounds (a regression gate): offline on the shipped traces, the issue's makespan targets
+(median error <= OFFLINE_MEDIAN, p90 <= OFFLINE_P90; the shipped sets score 0.051 / 0.125); live, a few real runs on whatever this machine does at
+the time, median <= LIVE_MEDIAN. A change to the simulator, the worker or the planners that
+moves predictions away from recorded reality fails here.
 """
 
 import math
@@ -32,8 +32,8 @@ from sim.platform import Platform, preset_file
 from traces.io import TraceSet
 from traces.shipped import list_shipped, load_shipped, shipped_path
 
-OFFLINE_MEDIAN = 0.15
-OFFLINE_P90 = 0.35
+OFFLINE_MEDIAN = TARGETS["median"]
+OFFLINE_P90 = TARGETS["p90"]
 LIVE_MEDIAN = 0.35
 
 
