@@ -24,7 +24,7 @@ Direction = Literal["up", "down"]
 
 class Network:
     """Transfers between workers and the store: the store's link shared fairly (processor
-    sharing), each worker's link its own transfer's at a time.
+    sharing), each worker's link serving one transfer at a time.
 
     A transfer of ``nbytes`` first pays the store's per-operation latency (`store_op_ms`), then
     its bytes cross the worker's link (``nbytes`` over the link's bandwidth, which follows the
@@ -147,6 +147,8 @@ class Network:
     def _check(
         self, worker_key: Hashable, config: ResourceConfig, nbytes: int, direction: str
     ) -> None:
+        """Raise ValueError naming the worker for a bad size or direction, or a config other
+        than the one the worker transferred with before (a worker's link is fixed)."""
         if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
             raise ValueError(
                 f"transfer for worker {worker_key!r}: nbytes={nbytes!r} must be an int >= 0"

@@ -38,7 +38,7 @@ def run_transfers(platform, transfers):
     return network, elapsed
 
 
-def test_transfer_alone_is_latency_plus_bytes_over_bandwidth():
+def test_lone_transfer_is_latency_plus_bytes_over_bandwidth():
     """A lone transfer takes store_op_ms + bytes / min(link, store) bandwidth."""
     network, elapsed = run_transfers(slow_platform(), [("w0", 10_000, "down")])
     assert elapsed == [pytest.approx(2.0 + 10_000 / 1000.0)]
@@ -74,8 +74,19 @@ def test_a_worker_transfers_one_after_another():
     env.run()
     assert elapsed == [pytest.approx(2.0 + 4_000 / 4000.0)] * 2
     assert env.now == pytest.approx(6.0)
-    with pytest.raises(RuntimeError, match="'w0'"):
+    with pytest.raises(RuntimeError, match="'w0'"):  # the second during the first's latency
         run_transfers(slow_platform(), [("w0", 4_000, "down"), ("w0", 4_000, "up")])
+    env = simpy.Environment()
+    network = Network(env, slow_platform(store_bandwidth_bytes_per_ms=1e9))
+
+    def while_bytes_flow():  # the first's bytes cross the link from 2 to 3 ms
+        yield env.timeout(2.5)
+        yield from network.transfer("w0", CONFIG, 1, "up")
+
+    env.process(network.transfer("w0", CONFIG, 4_000, "down"))
+    env.process(while_bytes_flow())
+    with pytest.raises(RuntimeError, match="'w0'"):
+        env.run()
 
 
 def test_ideal_transfer_takes_no_time():
