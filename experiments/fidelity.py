@@ -1145,11 +1145,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     cal.add_argument("--backend", choices=["local", "lambda"], default="local")
     cal.add_argument("--out", default="local.toml", help="preset file to write (.toml)")
-    cal.add_argument("--redis-url", default=None, help="default: start a private redis-server")
+    cal.add_argument("--redis-url", default=None,
+                     help="local: default a private redis-server; lambda: required, a Redis the "
+                     "functions and this machine both reach")  # fmt: skip
     cal.add_argument("--memory", type=int, action="append", metavar="MB",
                      help="memory sizes to measure (repeatable; default 1024 and 2048)")  # fmt: skip
     cal.add_argument("--cold", type=int, default=3, help="cold starts per memory size")
     cal.add_argument("--warm", type=int, default=20, help="warm invokes")
+    cal.add_argument("--role", default=None, help="lambda: the probe functions' execution role ARN")
+    cal.add_argument("--region", default="us-east-1", help="lambda: AWS region")
+    cal.add_argument("--endpoint-url", default=None,
+                     help="lambda: another Lambda API than AWS's (e.g. the local emulator)")  # fmt: skip
     cal.set_defaults(handler=_cmd_calibrate)
 
     val = subparsers.add_parser(
@@ -1171,19 +1177,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from runtime.calibrate import calibrate_local, write_preset
 
-    if args.backend == "lambda":
-        raise UsageError("calibrate --backend lambda needs AWS credentials; not implemented yet")
     if not args.out.endswith(".toml"):
         raise UsageError(f"calibrate: --out {args.out!r} must end in .toml")
     if not Path(args.out).resolve().parent.is_dir():
         raise UsageError(f"calibrate: the folder of --out {args.out!r} does not exist")
     if args.cold < 2 or args.warm < 3:
         raise UsageError("calibrate: --cold must be >= 2 and --warm >= 3")
+    memory_sizes = args.memory or (1024, 2048)
     try:
-        calibration = calibrate_local(
-            args.redis_url, memory_sizes=args.memory or (1024, 2048), n_cold=args.cold,
-            n_warm=args.warm,
-        )  # fmt: skip
+        if args.backend == "lambda":
+            calibration = _calibrate_lambda(args, memory_sizes)
+        else:
+            calibration = calibrate_local(
+                args.redis_url, memory_sizes=memory_sizes, n_cold=args.cold, n_warm=args.warm
+            )
     except RuntimeError as err:
         raise UsageError(f"calibrate: {err}") from None
     path = write_preset(calibration, args.out)
@@ -1192,6 +1199,45 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
             print(f"{key} = {value}")
     print(f"preset written to {path} ({calibration.meta['wall_s']:.1f} s)")
     return 0
+
+
+def _calibrate_lambda(args: argparse.Namespace, memory_sizes: Sequence[int]) -> Any:
+    """`runtime.calibrate_lambda.calibrate_lambda` with the CLI's arguments, checked first."""
+    import boto3
+
+    from runtime.calibrate_lambda import calibrate_lambda
+    from runtime.lambda_backend import _is_loopback
+
+    if not args.redis_url:
+        raise UsageError(
+            "calibrate --backend lambda needs --redis-url: a Redis that the functions and this "
+            "machine both reach"
+        )
+    if not args.role:
+        raise UsageError("calibrate --backend lambda needs --role: the functions' execution role")
+    loopback = args.endpoint_url and _is_loopback(args.endpoint_url)
+    if not loopback and boto3.Session().get_credentials() is None:
+        raise UsageError(
+            "calibrate --backend lambda: no AWS credentials found (environment, ~/.aws or an "
+            "instance role); or give --endpoint-url of a Lambda emulator"
+        )
+    import redis
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return calibrate_lambda(
+            args.redis_url,
+            role_arn=args.role,
+            endpoint_url=args.endpoint_url,
+            region_name=args.region,
+            memory_sizes=memory_sizes,
+            n_cold=args.cold,
+            n_warm=args.warm,
+        )
+    except (BotoCoreError, ClientError) as err:
+        raise RuntimeError(f"the Lambda API said: {err}") from None
+    except redis.RedisError as err:
+        raise RuntimeError(f"--redis-url {args.redis_url!r}: {err}") from None
 
 
 def _with_repetitions(

@@ -370,7 +370,19 @@ def _toml_value(value: Any) -> str:
 
 
 def preset_toml(calibration: Calibration) -> str:
-    """The calibration as a platform preset TOML (loadable by ``Platform.preset(path)``)."""
+    """The calibration as a platform preset TOML (loadable by ``Platform.preset(path)``): its
+    fields after the comment lines ``meta["notes"]`` (a Lambda calibration's), or after this
+    machine's (the local emulator's)."""
+    meta, fields = calibration.meta, calibration.fields
+    lines = list(meta["notes"]) if "notes" in meta else _local_notes(calibration)
+    for key in CALIBRATED_FIELDS:
+        lines.append(f"{key} = {_toml_value(fields[key])}")
+    for key, value in AWS_PRICES.items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _local_notes(calibration: Calibration) -> list[str]:
     meta, fields, samples = calibration.meta, calibration.fields, calibration.samples
     lines = [
         f"# Platform preset calibrated by `faasdag calibrate --backend {meta.get('backend')}`",
@@ -413,11 +425,7 @@ def preset_toml(calibration: Calibration) -> str:
         "# The emulator has no billing: prices are AWS Lambda's.",
         "",
     ]
-    for key in CALIBRATED_FIELDS:
-        lines.append(f"{key} = {_toml_value(fields[key])}")
-    for key, value in AWS_PRICES.items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_preset(calibration: Calibration, path: str | Path) -> Path:

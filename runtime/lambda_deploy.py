@@ -166,7 +166,8 @@ def deploy(
 
 def iam_policy(prefix: str = "faasdag", region: str = "*", account: str = "*") -> dict[str, Any]:
     """The IAM policies faasdag needs: for the functions' execution role (workers invoke
-    workers, write logs) and for whoever deploys and runs (create, update, invoke)."""
+    workers, write logs) and for whoever deploys, calibrates and runs (create, update, invoke,
+    delete)."""
     functions = f"arn:aws:lambda:{region}:{account}:function:{prefix}-*"
     return {
         "execution_role": {
@@ -194,6 +195,9 @@ def iam_policy(prefix: str = "faasdag", region: str = "*", account: str = "*") -
                         "lambda:UpdateFunctionCode",
                         "lambda:GetFunction",
                         "lambda:InvokeFunction",
+                        "lambda:PutFunctionEventInvokeConfig",
+                        # `faasdag calibrate --backend lambda` removes its probe functions.
+                        "lambda:DeleteFunction",
                     ],
                     "Resource": functions,
                 },

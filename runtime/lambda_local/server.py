@@ -209,6 +209,20 @@ class LambdaEmulator:
             self._retire(old)
         return function
 
+    def remove_function(self, raw_name: str) -> None:
+        """Delete function `raw_name` (DeleteFunction); its idle environments stop.
+
+        Raises
+        ------
+        LambdaAPIError
+            404 if there is no such function.
+        """
+        function = self.function(raw_name)
+        with self._lock:
+            self.functions.pop(function.name, None)
+            self.event_invoke_configs.pop(function.name, None)
+        self._retire(function)
+
     def function(self, raw_name: str) -> FunctionConfig:
         name, qualifier = parse_function_name(raw_name)
         function = self.functions.get(name)
@@ -475,6 +489,9 @@ def _invoke_api(emulator: LambdaEmulator) -> type[BaseHTTPRequestHandler]:
                             {"Configuration": function.description(emulator.region)}
                         ).encode(),
                     )
+                elif method == "DELETE" and len(parts) == 1:
+                    emulator.remove_function(parts[0])
+                    self._reply(204, b"")
                 elif method == "PUT" and len(parts) == 2 and parts[1] == "code":
                     self._reply(200, self._update_code(parts[0], json.loads(body or b"{}")))
                 else:
@@ -536,6 +553,9 @@ def _invoke_api(emulator: LambdaEmulator) -> type[BaseHTTPRequestHandler]:
 
         def do_PUT(self) -> None:
             self._route("PUT")
+
+        def do_DELETE(self) -> None:
+            self._route("DELETE")
 
     return InvokeAPI
 

@@ -325,10 +325,16 @@ def test_deployer_packages_creates_updates_and_the_functions_run(redis_url, tmp_
         workflow = build(rt.add(rt.number(20), rt.number(22)))
         plan = Plan({t: Placement(None, CFG) for t in workflow.dag})
         assert run_on(emu, workflow, plan, redis_url=redis_url).value == 42
+        client = LambdaBackend(emu.endpoint_url).client  # DeleteFunction, as calibrate uses it
+        client.delete_function(FunctionName="faasdag-1024")
+        assert "faasdag-1024" not in emu.functions
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.delete_function(FunctionName="faasdag-1024")
     policy = iam_policy(prefix="faasdag")
     actions = policy["execution_role"]["Statement"][0]
     assert actions["Action"] == ["lambda:InvokeFunction"]
     assert actions["Resource"].endswith(":function:faasdag-*")
+    assert "lambda:DeleteFunction" in policy["deployer"]["Statement"][0]["Action"]
 
 
 @pytest.mark.parametrize("planner", sorted(PLANNERS))
