@@ -1153,7 +1153,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cal.add_argument("--cold", type=int, default=3, help="cold starts per memory size")
     cal.add_argument("--warm", type=int, default=20, help="warm invokes")
     cal.add_argument("--role", default=None, help="lambda: the probe functions' execution role ARN")
-    cal.add_argument("--region", default="us-east-1", help="lambda: AWS region")
+    cal.add_argument("--region", default=None,
+                     help="lambda: AWS region (default: the AWS configuration's, else us-east-1)")  # fmt: skip
     cal.add_argument("--endpoint-url", default=None,
                      help="lambda: another Lambda API than AWS's (e.g. the local emulator)")  # fmt: skip
     cal.set_defaults(handler=_cmd_calibrate)
@@ -1229,7 +1230,7 @@ def _calibrate_lambda(args: argparse.Namespace, memory_sizes: Sequence[int]) -> 
             args.redis_url,
             role_arn=args.role,
             endpoint_url=args.endpoint_url,
-            region_name=args.region,
+            region_name=args.region or boto3.Session().region_name or "us-east-1",
             memory_sizes=memory_sizes,
             n_cold=args.cold,
             n_warm=args.warm,
@@ -1238,6 +1239,8 @@ def _calibrate_lambda(args: argparse.Namespace, memory_sizes: Sequence[int]) -> 
         raise RuntimeError(f"the Lambda API said: {err}") from None
     except redis.RedisError as err:
         raise RuntimeError(f"--redis-url {args.redis_url!r}: {err}") from None
+    except TimeoutError as err:  # an Event invoke whose entry never reached the Redis
+        raise RuntimeError(f"{err} (can the functions reach --redis-url?)") from None
 
 
 def _with_repetitions(

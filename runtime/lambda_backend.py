@@ -92,26 +92,7 @@ class LambdaBackend:
             return self._client
 
     def _make_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        endpoint_url = self.descriptor["endpoint_url"]
-        session = boto3.session.Session()
-        credentials: dict[str, str] = {}
-        if endpoint_url and _is_loopback(endpoint_url) and session.get_credentials() is None:
-            credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-        return session.client(
-            "lambda",
-            endpoint_url=endpoint_url,
-            region_name=self.descriptor["region_name"],
-            config=Config(
-                retries={"max_attempts": 5, "mode": "standard"},
-                max_pool_connections=64,
-                connect_timeout=5,
-                read_timeout=60,
-            ),
-            **credentials,
-        )
+        return lambda_client(self.descriptor["endpoint_url"], self.descriptor["region_name"])
 
     def invoke(self, payload: dict[str, Any], config: ResourceConfig) -> None:
         """Start one invocation of the function of `config` (does not wait for it)."""
@@ -133,6 +114,36 @@ class LambdaBackend:
     def prepare(self) -> None:
         """Make the boto3 client now rather than at the first invoke."""
         _ = self.client
+
+
+def lambda_client(
+    endpoint_url: str | None = None,
+    region_name: str | None = "us-east-1",
+    *,
+    max_attempts: int = 5,
+    read_timeout_s: float = 60.0,
+) -> Any:
+    """A boto3 Lambda client: AWS's API, or the one at `endpoint_url` (on loopback without
+    credentials, the emulator's dummy ones); `max_attempts` includes the first try."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    credentials: dict[str, str] = {}
+    if endpoint_url and _is_loopback(endpoint_url) and session.get_credentials() is None:
+        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    return session.client(
+        "lambda",
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        config=Config(
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            max_pool_connections=64,
+            connect_timeout=5,
+            read_timeout=read_timeout_s,
+        ),
+        **credentials,
+    )
 
 
 def release_connection(response: dict[str, Any]) -> bytes:

@@ -1,6 +1,6 @@
 """The calibration's probe function (`runtime.calibrate.bench_startups`): a Lambda handler that
-notes the wall clock at entry, and on request measures the store from inside its container
-(`runtime.calibrate.calibrate_lambda`: what a worker on AWS sees of Redis).
+notes the wall clock at entry, and on request measures from inside its container what a worker
+on AWS sees (`runtime.calibrate_lambda.calibrate_lambda`): other probes' invokes, and Redis.
 
 It imports the real handler's module, so a probe's container starts as a worker's does (the
 same imports, the backend's client when its environment names one, the settled heap): the
@@ -9,6 +9,8 @@ calibrated cold start is a worker's.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from typing import Any
 
@@ -29,6 +31,9 @@ def probe(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         import redis
 
         redis.Redis.from_url(event["redis_url"]).set(key, repr(entered_s), ex=60)
+    timed = event.get("bench_invokes")
+    if timed:
+        return {"entered_s": entered_s, "samples": bench_invokes(**timed)}
     bench = event.get("bench_store")
     if bench:
         from runtime.calibrate import bench_store
@@ -39,5 +44,27 @@ def probe(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             n_ops=bench["n_ops"],
             n_transfers=bench["n_transfers"],
         )
-        return {"entered_s": entered_s, "samples": samples}
+        memory_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "0"))
+        return {"entered_s": entered_s, "samples": samples, "memory_mb": memory_mb}
     return {"entered_s": entered_s}
+
+
+def bench_invokes(cold: list[str], warm: str, n_warm: int, redis_url: str) -> dict[str, list]:
+    """Invokes timed from this container, as a worker invoking another sees them: the first
+    invoke of each function of `cold` (new functions: cold starts), then `n_warm` rounds of a
+    synchronous, an asynchronous (``Event``, its entry written to `redis_url`) and a ``DryRun``
+    invoke of `warm`; ms, as `runtime.calibrate.bench_startups` measures them."""
+    from runtime.backends import backend_for
+    from runtime.calibrate import _dry_run_ms, _event_ms, _sync_ms
+    from runtime.lambda_backend import BACKEND_ENV
+    from runtime.store import connect
+
+    client = backend_for(json.loads(os.environ[BACKEND_ENV])).client
+    redis_client = connect(redis_url)
+    samples: dict[str, list] = {"cold": [_sync_ms(client, name, {}) for name in cold]}
+    samples.update(warm=[], invoke=[], dryrun=[])
+    for _ in range(n_warm):
+        samples["warm"].append(_sync_ms(client, warm, {}))
+        samples["invoke"].append(_event_ms(client, redis_client, redis_url, warm))
+        samples["dryrun"].append(_dry_run_ms(client, warm))
+    return samples
