@@ -289,9 +289,11 @@ class Bench:
         elif len(function.idle) >= n:
             return
         if self._client is None:
-            from runtime.calibrate import _lambda_client
+            from runtime.lambda_backend import lambda_client
 
-            self._client = _lambda_client(self.emulator.endpoint_url)
+            self._client = lambda_client(
+                self.emulator.endpoint_url, max_attempts=1, read_timeout_s=120.0
+            )
         warmup = {**WARMUP_PAYLOAD, "hold_ms": PREWARM_HOLD_MS, "imports": list(imports)}
         payload = json.dumps(warmup).encode()
 
@@ -1205,6 +1207,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _calibrate_lambda(args: argparse.Namespace, memory_sizes: Sequence[int]) -> Any:
     """`runtime.calibrate_lambda.calibrate_lambda` with the CLI's arguments, checked first."""
     import boto3
+    import redis
+    from botocore.exceptions import BotoCoreError, ClientError
 
     from runtime.calibrate_lambda import calibrate_lambda
     from runtime.lambda_backend import _is_loopback
@@ -1222,9 +1226,6 @@ def _calibrate_lambda(args: argparse.Namespace, memory_sizes: Sequence[int]) -> 
             "calibrate --backend lambda: no AWS credentials found (environment, ~/.aws or an "
             "instance role); or give --endpoint-url of a Lambda emulator"
         )
-    import redis
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         return calibrate_lambda(
             args.redis_url,

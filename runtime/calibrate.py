@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from dag.lang import task
-from runtime.lambda_backend import backend_environment, release_connection
+from runtime.lambda_backend import backend_environment, lambda_client, release_connection
 from runtime.local_redis import local_redis
 
 log = logging.getLogger(__name__)
@@ -269,18 +269,30 @@ def fit_worker_overheads(
     }
 
 
-def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurrency: int) -> dict:
-    """`sim.Platform` fields from calibration samples (see `Calibration.samples`).
-
-    Cold starts of every memory size are pooled into one lognormal (the platform model has one
-    distribution); warm start and invoke latency are medians over sizes.
-    """
+def fit_startups(samples: dict[str, list[Any]]) -> dict[str, float]:
+    """The start-up fields from ``cold_start_ms@<MB>``, ``warm_start_ms@<MB>``, ``invoke_ms``
+    and ``dryrun_ms`` samples: cold starts of every memory size pooled into one lognormal (the
+    platform model has one distribution), warm start and invoke latency medians over sizes,
+    each start-up less the DryRun round trip (the API alone)."""
     dryrun = _median(samples["dryrun_ms"])
     cold = [max(v - dryrun, 1e-3) for k, vs in samples.items() if k.startswith("cold_") for v in vs]
     warm = [max(v - dryrun, 0.0) for k, vs in samples.items() if k.startswith("warm_") for v in vs]
     median, sigma = fit_lognormal(cold)
     warm_ms = _median(warm)
-    invoke_ms = max(_median(samples["invoke_ms"]) - warm_ms, 0.0)
+    return {
+        "cold_start_median_ms": round(median, 3),
+        "cold_start_sigma": round(sigma, 4),
+        "cold_start_min_ms": round(0.5 * min(cold), 3),
+        "warm_start_ms": round(warm_ms, 3),
+        "invoke_latency_ms": round(max(_median(samples["invoke_ms"]) - warm_ms, 0.0), 3),
+    }
+
+
+def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurrency: int) -> dict:
+    """`sim.Platform` fields from calibration samples (see `Calibration.samples`); start-ups
+    by `fit_startups`."""
+    startups = fit_startups(samples)
+    warm_ms, invoke_ms = startups["warm_start_ms"], startups["invoke_latency_ms"]
     up_latency, up_bw = fit_transfer(samples["upload"])
     down_latency, down_bw = fit_transfer(samples["download"])
     pubsub = _median(samples["pubsub_ms"])
@@ -291,11 +303,7 @@ def fit_platform(samples: dict[str, list[Any]], *, keep_alive_s: float, concurre
     store_op = max(latency, overheads.pop("store_command_cpu_ms"))
     bandwidth = _fit_store_bandwidth(samples, up_bw, down_bw)
     return {
-        "cold_start_median_ms": round(median, 3),
-        "cold_start_sigma": round(sigma, 4),
-        "cold_start_min_ms": round(0.5 * min(cold), 3),
-        "warm_start_ms": round(warm_ms, 3),
-        "invoke_latency_ms": round(invoke_ms, 3),
+        **startups,
         "keep_alive_ms": float(keep_alive_s) * 1000.0,
         "concurrency_limit": int(concurrency),
         "store_op_ms": round(store_op, 4),
@@ -382,12 +390,9 @@ def preset_toml(calibration: Calibration) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _local_notes(calibration: Calibration) -> list[str]:
-    meta, fields, samples = calibration.meta, calibration.fields, calibration.samples
+def startup_notes(samples: dict[str, list[Any]]) -> list[str]:
+    """A preset's comment lines on units and on the start-up samples per memory size."""
     lines = [
-        f"# Platform preset calibrated by `faasdag calibrate --backend {meta.get('backend')}`",
-        f"# on {meta.get('host', '?')} ({meta.get('cpu_count', '?')} cores), "
-        f"{meta.get('date', '?')}; wall time {meta.get('wall_s', 0):.1f} s.",
         "# Times in ms, bandwidths in bytes per ms. Regenerate it rather than editing it.",
         "#",
         "# Start-ups: a synchronous invoke minus the DryRun round trip "
@@ -395,8 +400,18 @@ def _local_notes(calibration: Calibration) -> list[str]:
     ]
     for key in sorted(samples):
         if key.startswith(("cold_", "warm_")):
-            values = samples[key]
-            lines.append(f"#   {key}: {_median(values):.1f} (n={len(values)})")
+            lines.append(f"#   {key}: {_median(samples[key]):.1f} (n={len(samples[key])})")
+    return lines
+
+
+def _local_notes(calibration: Calibration) -> list[str]:
+    meta, fields, samples = calibration.meta, calibration.fields, calibration.samples
+    lines = [
+        f"# Platform preset calibrated by `faasdag calibrate --backend {meta.get('backend')}`",
+        f"# on {meta.get('host', '?')} ({meta.get('cpu_count', '?')} cores), "
+        f"{meta.get('date', '?')}; wall time {meta.get('wall_s', 0):.1f} s.",
+        *startup_notes(samples),
+    ]
     lines += [
         "# Cold starts of all sizes are pooled: the model has one distribution for every config.",
         f"# Transfers fit ms = latency + bytes / bandwidth: upload {fields['_upload_latency_ms']}"
@@ -454,31 +469,24 @@ def write_preset(calibration: Calibration, path: str | Path) -> Path:
 # -- the benchmarks ---------------------------------------------------------------------------
 
 
-def _lambda_client(endpoint_url: str) -> Any:
-    import boto3
-    from botocore.config import Config
+def invoke_probe(client: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The body of a synchronous invoke of probe function `name` with `event`.
 
-    return boto3.client(
-        "lambda",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(
-            retries={"max_attempts": 1, "mode": "standard"},
-            read_timeout=120,
-            max_pool_connections=64,
-        ),
-    )
-
-
-def _sync_ms(client: Any, name: str, event: dict[str, Any]) -> float:
-    sent_s = time.time()
+    Raises
+    ------
+    RuntimeError
+        If the function failed (its error named with the function).
+    """
     response = client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
     body = json.loads(response["Payload"].read())
     if response.get("FunctionError"):
         raise RuntimeError(f"probe function {name!r} failed: {body}")
-    return (body["entered_s"] - sent_s) * 1000.0
+    return body
+
+
+def _sync_ms(client: Any, name: str, event: dict[str, Any]) -> float:
+    sent_s = time.time()
+    return (invoke_probe(client, name, event)["entered_s"] - sent_s) * 1000.0
 
 
 def _event_ms(client: Any, redis_client: Any, redis_url: str, name: str) -> float:
@@ -508,6 +516,19 @@ def _dry_run_ms(client: Any, name: str) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def time_warm_invokes(
+    client: Any, redis_client: Any, redis_url: str, name: str, n: int
+) -> dict[str, list[float]]:
+    """`n` rounds of a synchronous, an asynchronous and a DryRun invoke of the warm probe
+    `name`: ``warm``, ``invoke`` and ``dryrun`` samples, ms."""
+    samples: dict[str, list[float]] = {"warm": [], "invoke": [], "dryrun": []}
+    for _ in range(n):
+        samples["warm"].append(_sync_ms(client, name, {}))
+        samples["invoke"].append(_event_ms(client, redis_client, redis_url, name))
+        samples["dryrun"].append(_dry_run_ms(client, name))
+    return samples
+
+
 def bench_startups(
     endpoint_url: str,
     emulator: Any,
@@ -520,7 +541,7 @@ def bench_startups(
     """Cold, warm, invoke and DryRun samples (ms) on the emulator (see the module docstring)."""
     from runtime.store import connect
 
-    client = _lambda_client(endpoint_url)
+    client = lambda_client(endpoint_url, max_attempts=1, read_timeout_s=120.0)
     redis_client = connect(redis_url)
     samples: dict[str, list[float]] = {"dryrun_ms": [], "invoke_ms": []}
     for memory_mb in memory_sizes:
@@ -536,10 +557,10 @@ def bench_startups(
             )
             samples[cold_key].append(_sync_ms(client, name, {}))
             if i == 0:
-                for _ in range(n_warm):
-                    samples[warm_key].append(_sync_ms(client, name, {}))
-                    samples["invoke_ms"].append(_event_ms(client, redis_client, redis_url, name))
-                    samples["dryrun_ms"].append(_dry_run_ms(client, name))
+                timed = time_warm_invokes(client, redis_client, redis_url, name, n_warm)
+                samples[warm_key] += timed["warm"]
+                samples["invoke_ms"] += timed["invoke"]
+                samples["dryrun_ms"] += timed["dryrun"]
     return samples
 
 

@@ -18,7 +18,6 @@ probe functions are deleted at the end, also on failure; their log groups stay.
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -34,8 +33,10 @@ from runtime.calibrate import (
     Calibration,
     _fit_store_bandwidth,
     _median,
-    fit_lognormal,
+    fit_startups,
     fit_transfer,
+    invoke_probe,
+    startup_notes,
 )
 from runtime.lambda_backend import _is_loopback, backend_environment, lambda_client
 
@@ -123,19 +124,19 @@ def calibrate_lambda(
         create(timer, memory_sizes[0])
         # Its first invoke writes to the Redis: a function error here says the functions
         # cannot reach it.
-        _invoke_json(client, timer, {"key": f"faasdag:calibrate:{run}", "redis_url": redis_url})
+        invoke_probe(client, timer, {"key": f"faasdag:calibrate:{run}", "redis_url": redis_url})
         for memory_mb in memory_sizes:
             names = [f"{PROBE_PREFIX}-{memory_mb}-{run}-{i}" for i in range(n_cold)]
             for name in names:
                 create(name, memory_mb)
             request = {"cold": names, "warm": names[0], "n_warm": n_warm, "redis_url": redis_url}
-            timed = _invoke_json(client, timer, {"bench_invokes": request})["samples"]
+            timed = invoke_probe(client, timer, {"bench_invokes": request})["samples"]
             samples[f"cold_start_ms@{memory_mb}"] = timed["cold"]
             samples[f"warm_start_ms@{memory_mb}"] = timed["warm"]
             samples["invoke_ms"] += timed["invoke"]
             samples["dryrun_ms"] += timed["dryrun"]
             bench = {"redis_url": redis_url, "sizes": list(sizes), "n_ops": n_ops}
-            store = _invoke_json(
+            store = invoke_probe(
                 client, names[0], {"bench_store": {**bench, "n_transfers": n_transfers}}
             )
             if store["memory_mb"] != memory_mb:
@@ -168,8 +169,7 @@ def calibrate_lambda(
 def fit_lambda_platform(samples: dict[str, list[Any]], memory_sizes: Sequence[int]) -> dict:
     """`sim.Platform` fields from `calibrate_lambda`'s samples.
 
-    Start-ups as on the emulator (`runtime.calibrate.fit_platform`: cold starts of every size
-    pooled into one lognormal). Transfers: each size's fit of ``latency + nbytes / bandwidth``
+    Start-ups as on the emulator (`runtime.calibrate.fit_startups`). Transfers: each size's fit of ``latency + nbytes / bandwidth``
     per direction. A lone transfer's own rates (the ends' work) are the fastest size's; a
     worker's link, which scales with memory on AWS, carries the faster direction's rate of each
     size: its bandwidth per GB is their median per GB of memory, bounded by the slowest and the
@@ -179,11 +179,6 @@ def fit_lambda_platform(samples: dict[str, list[Any]], memory_sizes: Sequence[in
     """
     from sim.platform import Platform
 
-    dryrun = _median(samples["dryrun_ms"])
-    cold = [max(v - dryrun, 1e-3) for k, vs in samples.items() if k.startswith("cold_") for v in vs]
-    warm = [max(v - dryrun, 0.0) for k, vs in samples.items() if k.startswith("warm_") for v in vs]
-    median, sigma = fit_lognormal(cold)
-    warm_ms = _median(warm)
     fits = {
         direction: {m: fit_transfer(samples[f"{direction}@{m}"]) for m in memory_sizes}
         for direction in ("upload", "download")
@@ -193,11 +188,7 @@ def fit_lambda_platform(samples: dict[str, list[Any]], memory_sizes: Sequence[in
     link = {m: max(fits["upload"][m][1], fits["download"][m][1]) for m in memory_sizes}
     aws = Platform.preset("aws-lambda")
     return {
-        "cold_start_median_ms": round(median, 3),
-        "cold_start_sigma": round(sigma, 4),
-        "cold_start_min_ms": round(0.5 * min(cold), 3),
-        "warm_start_ms": round(warm_ms, 3),
-        "invoke_latency_ms": round(max(_median(samples["invoke_ms"]) - warm_ms, 0.0), 3),
+        **fit_startups(samples),
         "store_op_ms": round(_median(samples["store_op_ms"]), 4),
         "pubsub_ms": round(_median(samples["pubsub_ms"]), 4),
         "store_bandwidth_bytes_per_ms": round(_fit_store_bandwidth(samples, up_bw, down_bw), 1),
@@ -286,28 +277,14 @@ def _delete_probe(client: Any, name: str) -> None:
         log.warning("could not delete the probe function %s: %s", name, err)
 
 
-def _invoke_json(client: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
-    response = client.invoke(FunctionName=name, Payload=json.dumps(event).encode())
-    body = json.loads(response["Payload"].read())
-    if response.get("FunctionError"):
-        raise RuntimeError(f"probe function {name!r} failed: {body}")
-    return body
-
-
 def _notes(samples: dict[str, list[Any]], fields: dict[str, Any], meta: dict[str, Any]) -> list:
     """The preset's comment lines: what was measured and what was kept."""
     where = meta["endpoint_url"] or f"AWS Lambda ({meta['region']})"
     lines = [
         f"# Platform preset calibrated by `faasdag calibrate --backend lambda` against {where}",
         f"# from {meta['host']}, {meta['date']}; wall time {meta['wall_s']:.1f} s.",
-        "# Times in ms, bandwidths in bytes per ms. Regenerate it rather than editing it.",
-        "#",
-        "# Start-ups: a synchronous invoke minus the DryRun round trip "
-        f"({_median(samples['dryrun_ms']):.2f} ms). Per memory size (median ms, n):",
+        *startup_notes(samples),
     ]
-    for key in sorted(samples):
-        if key.startswith(("cold_", "warm_")):
-            lines.append(f"#   {key}: {_median(samples[key]):.1f} (n={len(samples[key])})")
     lines += [
         "# Invokes were timed by a probe function invoking the others, as workers do.",
         "# Cold starts of all sizes are pooled: the model has one distribution for every config.",

@@ -55,16 +55,13 @@ def bench_invokes(cold: list[str], warm: str, n_warm: int, redis_url: str) -> di
     synchronous, an asynchronous (``Event``, its entry written to `redis_url`) and a ``DryRun``
     invoke of `warm`; ms, as `runtime.calibrate.bench_startups` measures them."""
     from runtime.backends import backend_for
-    from runtime.calibrate import _dry_run_ms, _event_ms, _sync_ms
+    from runtime.calibrate import _sync_ms, time_warm_invokes
     from runtime.lambda_backend import BACKEND_ENV
     from runtime.store import connect
 
     client = backend_for(json.loads(os.environ[BACKEND_ENV])).client
-    redis_client = connect(redis_url)
-    samples: dict[str, list] = {"cold": [_sync_ms(client, name, {}) for name in cold]}
-    samples.update(warm=[], invoke=[], dryrun=[])
-    for _ in range(n_warm):
-        samples["warm"].append(_sync_ms(client, warm, {}))
-        samples["invoke"].append(_event_ms(client, redis_client, redis_url, warm))
-        samples["dryrun"].append(_dry_run_ms(client, warm))
-    return samples
+    cold_ms = [_sync_ms(client, name, {}) for name in cold]  # first: each function's first invoke
+    return {
+        "cold": cold_ms,
+        **time_warm_invokes(client, connect(redis_url), redis_url, warm, n_warm),
+    }
