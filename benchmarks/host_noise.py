@@ -2,11 +2,11 @@
 
 A validation compares simulated with real runs of ~30-180 ms, each a few dozen processes
 taking turns on the host's CPUs, moving arrays through memory and waking each other up. This
-script times three probes back to back for `DURATION_S` seconds and prints one JSON line per
+script times three probes in turn (each for `CHUNK_S`) for `DURATION_S` seconds and prints one JSON line per
 probe with the spread of its timings:
 
 - ``alu``: a pure-Python loop (one CPU, no memory traffic), ~5 ms;
-- ``memory``: copying an 8 MB array there and back (memory bandwidth, past the caches), ~3 ms;
+- ``memory``: copying a 64 MB array there and back (memory bandwidth, past the caches), ~10 ms;
 - ``wakeup``: `ROUND_TRIPS` one-byte round trips over a pipe to a second process (each a
   wake-up of a sleeping process, as a worker's store reply or an invocation is).
 
@@ -31,8 +31,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DURATION_S = 30.0
+CHUNK_S = 0.1
 ROUND_TRIPS = 50
-MEMORY_BYTES = 8 << 20
+MEMORY_BYTES = 64 << 20
 ALU_LOOP = 100_000
 
 
@@ -73,11 +74,15 @@ def main() -> None:
     wakeup()  # the echo process is up
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in probes}
     started = time.perf_counter()
-    while time.perf_counter() - started < DURATION_S:
+    while (round_start := time.perf_counter() - started) < DURATION_S:
+        # Each probe in turn for a stretch of CHUNK_S, all timings of a round dated at its
+        # start (they share its second): timed one after another, each probe would start from
+        # the caches the previous one left (the loop then ran ~30% slower and twice as spread).
         for name, probe in probes.items():
-            t0 = time.perf_counter()
-            probe()
-            samples[name].append((t0 - started, (time.perf_counter() - t0) * 1000.0))
+            chunk_end = time.perf_counter() + CHUNK_S
+            while (t0 := time.perf_counter()) < chunk_end:
+                probe()
+                samples[name].append((round_start, (time.perf_counter() - t0) * 1000.0))
     here.send_bytes(b"stop")
     echo.join(5)
     block_medians = {}
