@@ -1,21 +1,22 @@
-"""How steady this machine is, resource by resource: is it fit to validate the simulator on?
+"""How steady this machine is, resource by resource.
 
 A validation compares simulated with real runs of ~30-180 ms, each a few dozen processes
 taking turns on the host's CPUs, moving arrays through memory and waking each other up. This
-script times three probes in turn (each for `CHUNK_S`) for `DURATION_S` seconds and prints one JSON line per
-probe with the spread of its timings:
+script times three probes in turn, each for `CHUNK_S` at a time, for `DURATION_S` seconds, and
+prints one JSON line per probe with the spread of its timings:
 
-- ``alu``: a pure-Python loop (one CPU, no memory traffic), ~5 ms;
+- ``alu``: a pure-Python loop (one CPU, no memory traffic), ~3 ms;
 - ``memory``: copying a 64 MB array there and back (memory bandwidth, past the caches), ~10 ms;
 - ``wakeup``: `ROUND_TRIPS` one-byte round trips over a pipe to a second process (each a
   wake-up of a sleeping process, as a worker's store reply or an invocation is).
 
 Per probe: the median time (ms), the coefficient of variation and the 90th percentile of the
 timings relative to their median, the correlation of each timing with the next (lag one: slow
-stretches, not single slow timings) and the lowest and highest median of the one-second blocks
+stretches, not single slow timings), the lowest and highest median of the one-second blocks
 (the machine's drift over seconds), and how those block medians move with the ``alu`` probe's
-(a machine whose CPUs slow down as a whole moves all three together). A probe whose 90th percentile is far above 1 here moves
-real runs by as much, and no simulator fitted on other runs predicts that part.
+(a machine whose CPUs slow down as a whole moves all three together). It describes the machine;
+it does not forecast a validation (docs/fidelity.md: minutes after r17, which met all three
+targets, the loop drifted by up to 44% over one-second stretches).
 """
 
 from __future__ import annotations
