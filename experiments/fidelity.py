@@ -16,8 +16,10 @@ then topped up; see `record`). Every recorded run is predicted by a simulation t
   just before each workflow's runs for ``faasdag validate`` with real runs. With
   ``refine=True`` (the default) it is fitted on recorded runs too: a preset with a shared host
   gets the host CPUs at which the workflow's runs of the *other* rounds are simulated without
-  bias (`fit_host_cpus`), one without gets its latencies re-fitted on the other runs
-  (`refined_platform`);
+  bias (`fit_host_cpus`), then moved by how much slower or faster the run's round-mates ran
+  than their cells' runs in the other rounds (`fit_round_host_cpus`; ``host_fit``): the
+  machine's speed at the time of the run, measured on other runs; one without a shared host
+  gets its latencies re-fitted on the other runs (`refined_platform`);
 - the plan: the cell's planner re-planned with the workflow's modelled profiles on the preset
   (deterministic, so the same plan that ran).
 
@@ -89,6 +91,10 @@ RUN_ATTEMPTS = 3
 #: (8 halvings of a 16x range: within 1.1%).
 FIT_HOST_CPUS = (0.25, 4.0)
 FIT_STEPS = 8
+#: How `validate_traces` fits the host CPUs a run is simulated with: ``"round"`` moves the fit
+#: on its workflow's other rounds by the speed of the run's round, measured on its round-mates
+#: (`fit_round_host_cpus`); ``"other-rounds"`` keeps the fit on the other rounds.
+HOST_FITS = ("round", "other-rounds")
 #: Simulated makespans of two planners within this fraction of each other are a tie in the
 #: simulated ranking (`summarize`). Plans that differ only in memory sizes, which the emulator
 #: does not turn into CPU, are simulated 0.01-0.1% apart; that order is float noise, not a
@@ -648,28 +654,150 @@ def fit_host_cpus(
     float
         CPUs, within `FIT_HOST_CPUS` (an end of it when no value there is unbiased).
     """
-    from sim.simulate import simulate
+    return _unbiased_host_cpus(SimulatedLogMakespans(platform, dag, plans, tasks, seed=seed), runs)
 
-    log_real = np.log(runs["makespan_ms"].to_numpy(dtype=float))
+
+def _unbiased_host_cpus(log_makespans: SimulatedLogMakespans, runs: pd.DataFrame) -> float:
+    """`fit_host_cpus` with the simulations given: the CPUs at which the mean log ratio of
+    simulated to real makespan over `runs` (``planner``, ``makespan_ms``) is zero."""
+    log_real = float(np.mean(np.log(runs["makespan_ms"].to_numpy(dtype=float))))
     planners = list(runs["planner"])
 
-    def bias(cpus: float) -> float:
-        trial = platform.with_overrides(host_cpus=cpus)
-        profiles = median_profiles(dag, tasks, cpus)
-        simulated = {
-            name: math.log(simulate(dag, plans[name], profiles, trial, seed=seed).makespan_ms)
-            for name in set(planners)
-        }
-        return float(np.mean(np.array([simulated[name] for name in planners]) - log_real))
+    def bias(log_cpus: float) -> float:
+        simulated = log_makespans(log_cpus)
+        return float(np.mean([simulated[name] for name in planners])) - log_real
 
+    return _bisect_host_cpus(bias)
+
+
+class SimulatedLogMakespans:
+    """The log of each plan's simulated makespan on `dag` at a number of host CPUs, memoised.
+
+    A callable of ``log(host_cpus)``: the profiles are re-derived at each value from the
+    training `tasks` (`median_profiles`), as the simulation of a held-out run would be. The
+    fits of one validation fold bisect over the same values again and again, so each value is
+    simulated once.
+
+    Parameters
+    ----------
+    platform : Platform
+        With a shared host (finite ``host_cpus``).
+    dag : DAG
+    plans : dict of str to Plan
+        Per planner, the plan its runs ran.
+    tasks : DataFrame
+        Rows of the training runs.
+    seed : int, default 0
+    """
+
+    def __init__(
+        self, platform: Any, dag: Any, plans: dict[str, Any], tasks: pd.DataFrame, *, seed: int = 0
+    ) -> None:
+        self.platform = platform
+        self.dag = dag
+        self.plans = dict(plans)
+        self.tasks = tasks
+        self.seed = seed
+        self._memo: dict[float, dict[str, float]] = {}
+
+    def __call__(self, log_cpus: float) -> dict[str, float]:
+        """Per planner, ``log(simulated makespan ms)`` with ``exp(log_cpus)`` host CPUs."""
+        from sim.simulate import simulate_makespan_ms
+
+        found = self._memo.get(log_cpus)
+        if found is None:
+            cpus = math.exp(log_cpus)
+            trial = self.platform.with_overrides(host_cpus=cpus)
+            profiles = median_profiles(self.dag, self.tasks, cpus)
+            found = self._memo[log_cpus] = {
+                name: math.log(simulate_makespan_ms(self.dag, plan, profiles, trial, self.seed))
+                for name, plan in self.plans.items()
+            }
+        return found
+
+
+def _round_shrinkage(deviations: pd.Series, rounds: pd.Series, n_mates: int) -> float:
+    """The weight of a round's measured shift, from the other rounds' runs: the share of the
+    variance of a mean of `n_mates` runs' deviations that is the rounds' own (empirical Bayes).
+
+    ``tau2`` (the spread of true round shifts) is the variance of the rounds' mean deviations
+    less what their runs' own spread puts there; the weight is ``tau2 / (tau2 + s2 / n)``: near
+    1 on a machine whose rounds drift, near 0 on a steady one (then a round's few runs say
+    little beyond their own noise)."""
+    by_round = deviations.groupby(rounds.to_numpy())
+    sizes = by_round.size()
+    if len(sizes) < 2 or n_mates < 1:
+        return 0.0
+    within = float((deviations - by_round.transform("mean")).pow(2).sum()) / max(
+        int(sizes.sum()) - len(sizes), 1
+    )
+    tau2 = float(by_round.mean().var(ddof=1)) - within / float(sizes.mean())
+    if not tau2 > 0:
+        return 0.0
+    return tau2 / (tau2 + within / n_mates)
+
+
+def _bisect_host_cpus(bias: Callable[[float], float]) -> float:
+    """The host CPUs, within `FIT_HOST_CPUS`, at which `bias` (of ``log(cpus)``, falling as
+    the CPUs grow) crosses zero: `FIT_STEPS` halvings in log space, rounded to 0.001."""
     low, high = (math.log(v) for v in FIT_HOST_CPUS)
     for _ in range(FIT_STEPS):
         middle = (low + high) / 2
-        if bias(math.exp(middle)) > 0:  # simulated slower than real: more CPUs
+        if bias(middle) > 0:  # simulated slower than real: more CPUs
             low = middle
         else:
             high = middle
     return round(math.exp((low + high) / 2), 3)
+
+
+def fit_round_host_cpus(
+    log_makespans: SimulatedLogMakespans,
+    fold_cpus: float,
+    mates: pd.DataFrame,
+    other_rounds: pd.DataFrame,
+) -> float:
+    """Host CPUs for a run, from `fold_cpus` (fitted on its workflow's other rounds) and the
+    speed of its own round, measured on its round-mates.
+
+    The machine under a local run is not steady: over a validation, runs of one round (one run
+    of every cell, seconds apart) are slow or fast together, and the fit on the other rounds
+    misses that. Each mate's shift is the log of its makespan over the mean of its cell's runs
+    in the other rounds; the result is the host CPUs at which the mates' simulated makespans
+    move from those at `fold_cpus` by as much, on average. Measured against each mate's own
+    cell, not the simulator, so what the simulator gets wrong about a planner stays out of
+    it. Neither the run nor anything fitted on it enters: `log_makespans` and `fold_cpus`
+    come from the other rounds.
+
+    Parameters
+    ----------
+    log_makespans : SimulatedLogMakespans
+        Of the other rounds' tasks, with a plan for every mate's planner.
+    fold_cpus : float
+        The fit on the other rounds (`fit_host_cpus`).
+    mates, other_rounds : DataFrame
+        The other runs of the run's round, and the runs of the other rounds (``planner``,
+        ``makespan_ms``). Mates whose cell has no run in the other rounds are left out; with
+        none left, `fold_cpus` is returned.
+    """
+    log_ms = np.log(other_rounds["makespan_ms"].astype(float))
+    cell_means = log_ms.groupby(other_rounds["planner"]).mean()
+    mates = mates[mates["planner"].isin(cell_means.index)]
+    if mates.empty:
+        return fold_cpus
+    planners = list(mates["planner"])
+    shift = float(
+        np.mean(np.log(mates["makespan_ms"].to_numpy(dtype=float)) - cell_means[planners])
+    )
+    deviations = log_ms - cell_means[other_rounds["planner"]].to_numpy()
+    shift *= _round_shrinkage(deviations, other_rounds["fold"], len(mates))
+    at_fold = log_makespans(math.log(fold_cpus))
+    fold_mean = float(np.mean([at_fold[name] for name in planners]))
+
+    def bias(log_cpus: float) -> float:
+        simulated = log_makespans(log_cpus)
+        return float(np.mean([simulated[name] for name in planners])) - fold_mean - shift
+
+    return _bisect_host_cpus(bias)
 
 
 def validate_traces(
@@ -679,22 +807,34 @@ def validate_traces(
     refine: bool = True,
     seed: int = 0,
     presets: dict[str, str] | None = None,
+    host_fit: str = "round",
 ) -> pd.DataFrame:
     """Leave-one-run-out predictions of every recorded run; one row per run.
 
     `presets` maps a workflow spec to the preset its runs are simulated with (the one
     calibrated just before them); other workflows use ``config.preset``. With `refine`, a
-    preset with a shared host gets the host CPUs fitted on the workflow's runs of the *other*
-    rounds (`fit_host_cpus`; the run's round-mates are left out too, so a round's shared
-    slowdown is not learnt from its own runs); one without gets its latencies re-fitted on the
-    other runs (`refined_platform`).
+    preset with a shared host gets its host CPUs fitted (see `HOST_FITS`): first on the
+    workflow's runs of the *other* rounds (`fit_host_cpus`), and with ``host_fit="round"``
+    then moved by the speed of the run's round, measured on its round-mates
+    (`fit_round_host_cpus`). The run itself never trains its prediction. A preset without a
+    shared host gets its latencies re-fitted on the other runs (`refined_platform`).
 
     Columns: run_id, workflow, planner, real_makespan_ms, sim_makespan_ms, makespan_error,
-    real_cost_usd, sim_cost_usd, cost_error, n_cold (real), host_cpus (simulated).
+    real_cost_usd, sim_cost_usd, cost_error, n_cold (real), host_cpus (simulated); with fitted
+    host CPUs, also host_cpus_other_rounds and sim_makespan_other_rounds_ms (the prediction
+    with the fit on the other rounds alone).
+
+    Raises
+    ------
+    ValueError
+        If host_fit is not one of `HOST_FITS`, or a recorded run did not run the plan that
+        is simulated for it (`_check_plan_ran`).
     """
     from sim.platform import Platform
-    from sim.simulate import simulate
+    from sim.simulate import simulate, simulate_makespan_ms
 
+    if host_fit not in HOST_FITS:
+        raise ValueError(f"validate: host_fit={host_fit!r} is not one of {', '.join(HOST_FITS)}")
     bases: dict[str, Any] = {}
     runs = traces.runs.copy()
     cells = [json.loads(c) for c in runs["config"]]
@@ -719,7 +859,9 @@ def validate_traces(
             planned_on = _planning_platform(run.cell_preset, bases[key[0]])
             plans[key] = plan_cell(key[0], key[1], config.configs, planned_on)
         _check_plan_ran(plans[key][1], traces.tasks[traces.tasks["run_id"] == run.run_id], run)
-    fitted: dict[tuple[str, str], float] = {}
+    runs["planner"] = runs["cell_planner"]
+    # Per (DAG, fold): the other rounds' runs, their simulated makespans and the fit on them.
+    folds: dict[tuple[str, str], tuple[pd.DataFrame, SimulatedLogMakespans, float]] = {}
     rows = []
     for run in runs.itertuples(index=False):
         key = (run.cell_workflow, run.cell_planner, run.cell_preset)
@@ -730,45 +872,67 @@ def validate_traces(
         train_tasks = traces.tasks[traces.tasks["run_id"].isin(train_ids)]
         train_workers = traces.workers[traces.workers["run_id"].isin(train_ids)]
         platform = base
+        fold_cpus = None
         if refine and math.isinf(base.host_cpus):
             platform = refined_platform(base, train_tasks, train_workers, example.dag, plan)
         elif refine:
             fold = (run.dag_hash, run.fold)
-            if fold not in fitted:
+            if fold not in folds:
                 fit_runs = runs[same_dag & (runs["fold"] != run.fold)]
-                cells_run = zip(
-                    fit_runs["cell_workflow"],
-                    fit_runs["cell_planner"],
-                    fit_runs["cell_preset"],
-                    strict=True,
+                fit_plans = {
+                    cell[1]: plans[cell][1]
+                    for cell in zip(
+                        fit_runs["cell_workflow"],
+                        fit_runs["cell_planner"],
+                        fit_runs["cell_preset"],
+                        strict=True,
+                    )
+                }
+                fit_tasks = traces.tasks[traces.tasks["run_id"].isin(fit_runs["run_id"])]
+                log_makespans = SimulatedLogMakespans(
+                    base, example.dag, fit_plans, fit_tasks, seed=seed
                 )
-                fitted[fold] = fit_host_cpus(
-                    base,
-                    example.dag,
-                    {cell[1]: plans[cell][1] for cell in cells_run},
-                    traces.tasks[traces.tasks["run_id"].isin(fit_runs["run_id"])],
-                    fit_runs.assign(planner=fit_runs["cell_planner"]),
-                    seed=seed,
+                folds[fold] = (
+                    fit_runs,
+                    log_makespans,
+                    _unbiased_host_cpus(log_makespans, fit_runs),
                 )
-            platform = base.with_overrides(host_cpus=fitted[fold])
+            fit_runs, log_makespans, fold_cpus = folds[fold]
+            cpus = fold_cpus
+            if host_fit == "round":
+                mates = runs[same_dag & (runs["fold"] == run.fold) & (runs["run_id"] != run.run_id)]
+                cpus = fit_round_host_cpus(log_makespans, fold_cpus, mates, fit_runs)
+            platform = base.with_overrides(host_cpus=cpus)
         profiles = median_profiles(example.dag, train_tasks, platform.host_cpus)
         simulated = simulate(example.dag, plan, profiles, platform, seed=seed)
         real_workers = traces.workers[traces.workers["run_id"] == run.run_id]
         real_cost = billed_cost_usd(real_workers, platform)
         sim_cost = billed_cost_usd(simulated.workers, platform)
-        rows.append(
-            {
-                "run_id": run.run_id,
-                "workflow": run.cell_workflow,
-                "planner": run.cell_planner,
-                "real_makespan_ms": float(run.makespan_ms),
-                "sim_makespan_ms": simulated.makespan_ms,
-                "real_cost_usd": real_cost,
-                "sim_cost_usd": sim_cost,
-                "n_cold": int(run.n_cold),
-                "host_cpus": float(platform.host_cpus),
-            }
-        )
+        row = {
+            "run_id": run.run_id,
+            "workflow": run.cell_workflow,
+            "planner": run.cell_planner,
+            "real_makespan_ms": float(run.makespan_ms),
+            "sim_makespan_ms": simulated.makespan_ms,
+            "real_cost_usd": real_cost,
+            "sim_cost_usd": sim_cost,
+            "n_cold": int(run.n_cold),
+            "host_cpus": float(platform.host_cpus),
+        }
+        if fold_cpus is not None:
+            row["host_cpus_other_rounds"] = fold_cpus
+            row["sim_makespan_other_rounds_ms"] = (
+                simulated.makespan_ms
+                if fold_cpus == platform.host_cpus
+                else simulate_makespan_ms(
+                    example.dag,
+                    plan,
+                    median_profiles(example.dag, train_tasks, fold_cpus),
+                    base.with_overrides(host_cpus=fold_cpus),
+                    seed,
+                )
+            )
+        rows.append(row)
     frame = pd.DataFrame(rows)
     frame["makespan_error"] = (frame["sim_makespan_ms"] - frame["real_makespan_ms"]).abs() / frame[
         "real_makespan_ms"
@@ -837,8 +1001,12 @@ class FidelityReport:
         The same without that tolerance: every simulated difference, however small, is an order.
     tau_strict_mean : float
     host_cpus : dict of str to float
-        Per workflow, the median of the host CPUs its runs were simulated with (fitted on other
-        rounds by `fit_host_cpus`, or the preset's).
+        Per workflow, the median of the host CPUs its runs were simulated with (fitted, see
+        `HOST_FITS`, or the preset's).
+    other_rounds : dict
+        When the host CPUs followed each run's round (``host_fit="round"``): the makespan
+        error's ``median`` and ``p90`` and the mean ``tau`` with the fit on the other rounds
+        alone, what the machine's drift from round to round costs the predictions.
     by_cell : DataFrame
         Per (workflow, planner): mean real and simulated makespan, median errors.
     n_cold_runs : int
@@ -877,6 +1045,7 @@ class FidelityReport:
     host_cpus: dict[str, float] = field(default_factory=dict)
     real_tau_bootstrap: float = math.nan
     floor: dict[str, float] = field(default_factory=dict)
+    other_rounds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -900,6 +1069,12 @@ class FidelityReport:
             lines.append(
                 "host CPUs simulated (median per workflow): "
                 + ", ".join(f"{w}: {c:.2f}" for w, c in self.host_cpus.items())
+            )
+        if self.other_rounds:
+            lines.append(
+                "with the host CPUs fitted on the other rounds alone (not following the run's "
+                f"round): makespan median {self.other_rounds['median']:.3f}, "
+                f"p90 {self.other_rounds['p90']:.3f}, tau {self.other_rounds['tau']:.3f}"
             )
         if self.run_noise:
             noise = (
@@ -988,7 +1163,24 @@ def summarize(frame: pd.DataFrame) -> FidelityReport:
         tau_strict=tau_strict,
         tau_strict_mean=_finite_mean(tau_strict.values()),
         host_cpus={str(w): float(c) for w, c in host_cpus.items()},
+        other_rounds=_other_rounds_summary(frame),
     )
+
+
+def _other_rounds_summary(frame: pd.DataFrame) -> dict[str, float]:
+    """`FidelityReport.other_rounds` from `validate_traces` rows; empty when every run was
+    simulated with the fit on the other rounds (or nothing was fitted)."""
+    column = "sim_makespan_other_rounds_ms"
+    if column not in frame or frame[column].equals(frame["sim_makespan_ms"]):
+        return {}
+    real = frame["real_makespan_ms"]
+    errors = _quantiles((frame[column] - real).abs() / real)
+    means = frame.groupby(["workflow", "planner"], sort=False)[["real_makespan_ms", column]].mean()
+    taus = [
+        kendall_tau(list(group["real_makespan_ms"]), list(group[column]), tie_b=SIM_TIE)
+        for _, group in means.groupby(level="workflow", sort=False)
+    ]
+    return {"median": errors["median"], "p90": errors["p90"], "tau": _finite_mean(taus)}
 
 
 def _finite_mean(values: Iterable[float]) -> float:
@@ -1171,6 +1363,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     val.add_argument("--repetitions", type=int, default=None, help="override the config's")
     val.add_argument("--no-refine", action="store_true",
                      help="simulate with the preset as it is (nothing fitted on other runs)")  # fmt: skip
+    val.add_argument("--host-fit", choices=HOST_FITS, default="round",
+                     help="host CPUs of a run: fitted on the other rounds and moved by its round's "
+                          "speed (round, the default), or the other rounds' fit alone")  # fmt: skip
     val.add_argument("--no-calibrate", action="store_true",
                      help="real runs: simulate with the config's preset instead of calibrating "
                           "this machine before each workflow")  # fmt: skip
@@ -1284,7 +1479,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         except RuntimeError as err:
             raise UsageError(f"validate: {err}") from None
         traces.write(out / "traces", overwrite=True)
-    frame = validate_traces(traces, config, refine=not args.no_refine, presets=presets)
+    frame = validate_traces(
+        traces, config, refine=not args.no_refine, presets=presets, host_fit=args.host_fit
+    )
     report = summarize(frame)
     frame.to_csv(out / "runs.csv", index=False)
     (out / "report.json").write_text(

@@ -8,6 +8,7 @@ change to the simulator, the worker or the planners that moves predictions away 
 reality fails here.
 """
 
+import json
 import math
 import time
 from dataclasses import replace
@@ -23,6 +24,7 @@ from experiments.fidelity import (
     TARGETS,
     FidelityConfig,
     fit_host_cpus,
+    fit_round_host_cpus,
     kendall_tau,
     load_config,
     plan_cell,
@@ -299,6 +301,79 @@ def test_fitted_host_cpus_simulate_the_runs_without_bias():
         assert abs(np.mean(np.log(ratios))) < 0.02
         assert all(0.9 < r < 1.1 for r in ratios)
     assert fits[1.2] < fits[2.4]
+
+
+def _drifting_rounds(round_shifts, noise=0.01, planners=("a", "b", "c")):
+    """Runs of three cells over rounds whose machine is slower or faster by `round_shifts`
+    (log), each run off its round by up to `noise`: ``fold``, ``planner``, ``makespan_ms``."""
+    import pandas as pd
+
+    base = {"a": 50.0, "b": 80.0, "c": 120.0}
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        [
+            {"fold": f"round {r}", "planner": p,
+             "makespan_ms": base[p] * math.exp(shift + rng.uniform(-noise, noise))}
+            for r, shift in enumerate(round_shifts)
+            for p in planners
+        ]
+    )  # fmt: skip
+
+
+def test_round_host_cpus_follow_the_rounds_speed_not_the_simulators_planner_bias():
+    """A round whose runs are 10% slower than their cells' runs in the other rounds gets the
+    host CPUs at which the simulated makespans are 10% slower than at the other rounds' fit;
+    how far the simulator is off for one planner does not move it; a steady machine, or no
+    mate, leaves the other rounds' fit as it is."""
+    import pandas as pd
+
+    def simulator(bias_a):  # makespan ~ cpus^-0.5
+        return lambda x: {"a": math.log(50) + bias_a - 0.5 * x, "b": math.log(80) - 0.5 * x}
+
+    other_rounds = _drifting_rounds([0.2, -0.2, 0.1, -0.1, 0.0])  # a drifting machine
+    mates = pd.DataFrame({"planner": ["a", "b"], "makespan_ms": [50 * 1.1, 80 * 1.1]})
+    expected = 1.6 * math.exp(-2 * math.log(1.1))  # 10% slower at cpus^-0.5
+    fits = [fit_round_host_cpus(simulator(bias), 1.6, mates, other_rounds) for bias in (0, 0.3)]
+    assert fits[0] == fits[1]
+    assert fits[0] == pytest.approx(expected, rel=0.03)
+    steady = _drifting_rounds([0.0] * 5, noise=0.05)
+    assert fit_round_host_cpus(simulator(0), 1.6, mates, steady) == pytest.approx(1.6, rel=0.012)
+    assert fit_round_host_cpus(simulator(0), 1.6, mates.iloc[:0], other_rounds) == 1.6
+    # A mate whose cell never ran in the other rounds says nothing about the round.
+    alone = pd.DataFrame({"planner": ["z"], "makespan_ms": [500.0]})
+    assert fit_round_host_cpus(simulator(0), 1.6, alone, other_rounds) == 1.6
+
+
+def test_validation_follows_a_runs_round_but_never_learns_the_run_from_itself():
+    """One recorded run made 50% slower: its own prediction does not move; its round-mates
+    get fewer host CPUs and slower predictions (their round looks slower), while their
+    prediction with the other rounds' fit alone, reported beside, stays where it was."""
+    traces = load_shipped("gemm")
+    before = validate_traces(traces, FidelityConfig()).set_index("run_id")
+    runs = traces.runs.copy()
+    slow = runs["run_id"].iloc[3]
+    runs.loc[runs["run_id"] == slow, "makespan_ms"] *= 1.5
+    tampered = TraceSet(tasks=traces.tasks, workers=traces.workers, runs=runs)
+    after_frame = validate_traces(tampered, FidelityConfig())
+    after = after_frame.set_index("run_id")
+    assert after.loc[slow, "sim_makespan_ms"] == before.loc[slow, "sim_makespan_ms"]
+    assert after.loc[slow, "host_cpus"] == before.loc[slow, "host_cpus"]
+    rounds = runs["config"].map(lambda c: json.loads(c)["repetition"])
+    mates = runs.loc[(rounds == rounds[runs["run_id"] == slow].iloc[0]) & (runs["run_id"] != slow)]
+    mates = list(mates["run_id"])
+    assert len(mates) == 5
+    assert (after.loc[mates, "host_cpus"] < before.loc[mates, "host_cpus"]).all()
+    assert (after.loc[mates, "sim_makespan_ms"] > before.loc[mates, "sim_makespan_ms"]).all()
+    column = "sim_makespan_other_rounds_ms"
+    assert after.loc[mates, column].equals(before.loc[mates, column])
+    report = summarize(after_frame)
+    assert set(report.other_rounds) == {"median", "p90", "tau"}
+    assert "fitted on the other rounds alone" in report.text()
+    strict = validate_traces(tampered, FidelityConfig(), host_fit="other-rounds")
+    assert strict["host_cpus"].equals(strict["host_cpus_other_rounds"])
+    assert summarize(strict).other_rounds == {}
+    with pytest.raises(ValueError, match="host_fit='rounds' is not one of round, other-rounds"):
+        validate_traces(tampered, FidelityConfig(), host_fit="rounds")
 
 
 def test_live_fidelity_on_the_emulator(redis_url, tmp_path):
