@@ -762,11 +762,13 @@ def fit_round_host_cpus(
     The machine under a local run is not steady: over a validation, runs of one round (one run
     of every cell, seconds apart) are slow or fast together, and the fit on the other rounds
     misses that. Each mate's shift is the log of its makespan over the mean of its cell's runs
-    in the other rounds; the result is the host CPUs at which the mates' simulated makespans
-    move from those at `fold_cpus` by as much, on average. Measured against each mate's own
-    cell, not the simulator, so what the simulator gets wrong about a planner stays out of
-    it. Neither the run nor anything fitted on it enters: `log_makespans` and `fold_cpus`
-    come from the other rounds.
+    in the other rounds; their mean, weighted by how far this workflow's rounds differ beyond
+    their runs' own noise (`_round_shrinkage`, on the other rounds: near 0 on a steady
+    machine), is the round's shift. The result is the host CPUs at which the mates' simulated
+    makespans move from those at `fold_cpus` by that shift, on average. Measured against each
+    mate's own cell, not the simulator, so what the simulator gets wrong about a planner stays
+    out of it. Neither the run nor anything fitted on it enters: `log_makespans` and
+    `fold_cpus` come from the other rounds.
 
     Parameters
     ----------
@@ -776,8 +778,9 @@ def fit_round_host_cpus(
         The fit on the other rounds (`fit_host_cpus`).
     mates, other_rounds : DataFrame
         The other runs of the run's round, and the runs of the other rounds (``planner``,
-        ``makespan_ms``). Mates whose cell has no run in the other rounds are left out; with
-        none left, `fold_cpus` is returned.
+        ``makespan_ms``; `other_rounds` also ``fold``, its round, for the weight). Mates whose
+        cell has no run in the other rounds are left out; with none left, `fold_cpus` is
+        returned.
     """
     log_ms = np.log(other_rounds["makespan_ms"].astype(float))
     cell_means = log_ms.groupby(other_rounds["planner"]).mean()
@@ -859,7 +862,7 @@ def validate_traces(
             planned_on = _planning_platform(run.cell_preset, bases[key[0]])
             plans[key] = plan_cell(key[0], key[1], config.configs, planned_on)
         _check_plan_ran(plans[key][1], traces.tasks[traces.tasks["run_id"] == run.run_id], run)
-    runs["planner"] = runs["cell_planner"]
+    runs["planner"] = runs["cell_planner"]  # what the fits group the runs by
     # Per (DAG, fold): the other rounds' runs, their simulated makespans and the fit on them.
     folds: dict[tuple[str, str], tuple[pd.DataFrame, SimulatedLogMakespans, float]] = {}
     rows = []
