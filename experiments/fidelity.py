@@ -716,22 +716,28 @@ class SimulatedLogMakespans:
         return found
 
 
-def _round_shrinkage(deviations: pd.Series, rounds: pd.Series, n_mates: int) -> float:
+def _round_shrinkage(
+    deviations: pd.Series, rounds: pd.Series, cells: pd.Series, n_mates: int
+) -> float:
     """The weight of a round's measured shift, from the other rounds' runs: the share of the
     variance of a mean of `n_mates` runs' deviations that is the rounds' own (empirical Bayes).
 
-    ``tau2`` (the spread of true round shifts) is the variance of the rounds' mean deviations
-    less what their runs' own spread puts there; the weight is ``tau2 / (tau2 + s2 / n)``: near
-    1 on a machine whose rounds drift, near 0 on a steady one (then a round's few runs say
-    little beyond their own noise)."""
+    `deviations` are runs' log makespans less their cell's mean (unitless); `rounds` and
+    `cells` label them. As in a two-way analysis of variance (rounds by cells), the runs' own
+    variance ``s2`` is what is left once each round's mean comes off too, over
+    ``N - R - C + 1`` degrees of freedom (N runs, R rounds, C cells); ``tau2``, the spread of
+    true round shifts, is the variance of the rounds' means less ``s2`` times the rounds' mean
+    ``1 / n``. The weight is ``tau2 / (tau2 + s2 / n_mates)``: near 1 on a machine whose rounds
+    drift, 0 on a steady one (a round's few runs then say little beyond their own noise), and 0
+    with nothing to estimate it from (fewer than two rounds, no degrees of freedom left).
+    """
     by_round = deviations.groupby(rounds.to_numpy())
-    sizes = by_round.size()
-    if len(sizes) < 2 or n_mates < 1:
+    sizes = by_round.size().to_numpy(dtype=float)
+    dof = len(deviations) - len(sizes) - cells.nunique() + 1
+    if len(sizes) < 2 or dof < 1 or n_mates < 1:
         return 0.0
-    within = float((deviations - by_round.transform("mean")).pow(2).sum()) / max(
-        int(sizes.sum()) - len(sizes), 1
-    )
-    tau2 = float(by_round.mean().var(ddof=1)) - within / float(sizes.mean())
+    within = float((deviations - by_round.transform("mean")).pow(2).sum()) / dof
+    tau2 = float(by_round.mean().var(ddof=1)) - within * float(np.mean(1.0 / sizes))
     if not tau2 > 0:
         return 0.0
     return tau2 / (tau2 + within / n_mates)
@@ -792,7 +798,9 @@ def fit_round_host_cpus(
         np.mean(np.log(mates["makespan_ms"].to_numpy(dtype=float)) - cell_means[planners])
     )
     deviations = log_ms - cell_means[other_rounds["planner"]].to_numpy()
-    shift *= _round_shrinkage(deviations, other_rounds["fold"], len(mates))
+    shift *= _round_shrinkage(deviations, other_rounds["fold"], other_rounds["planner"], len(mates))
+    if shift == 0:
+        return fold_cpus  # as it is: bisecting again where the makespan is flat would move it
     at_fold = log_makespans(math.log(fold_cpus))
     fold_mean = float(np.mean([at_fold[name] for name in planners]))
 
@@ -820,7 +828,8 @@ def validate_traces(
     workflow's runs of the *other* rounds (`fit_host_cpus`), and with ``host_fit="round"``
     then moved by the speed of the run's round, measured on its round-mates
     (`fit_round_host_cpus`). The run itself never trains its prediction. A preset without a
-    shared host gets its latencies re-fitted on the other runs (`refined_platform`).
+    shared host gets its latencies re-fitted on the other runs (`refined_platform`); there, and
+    without `refine`, `host_fit` changes nothing.
 
     Columns: run_id, workflow, planner, real_makespan_ms, sim_makespan_ms, makespan_error,
     real_cost_usd, sim_cost_usd, cost_error, n_cold (real), host_cpus (simulated); with fitted
@@ -1176,6 +1185,8 @@ def _other_rounds_summary(frame: pd.DataFrame) -> dict[str, float]:
     column = "sim_makespan_other_rounds_ms"
     if column not in frame or frame[column].equals(frame["sim_makespan_ms"]):
         return {}
+    # Workflows simulated without a fit (a preset with CPUs of its own) are alike either way.
+    frame = frame.assign(**{column: frame[column].fillna(frame["sim_makespan_ms"])})
     real = frame["real_makespan_ms"]
     errors = _quantiles((frame[column] - real).abs() / real)
     means = frame.groupby(["workflow", "planner"], sort=False)[["real_makespan_ms", column]].mean()

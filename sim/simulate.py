@@ -170,6 +170,11 @@ def simulate_makespan_ms(
 
     For callers that simulate many times and keep only the makespan, such as fitting a
     platform parameter by bisection: the tables take about half of a small run's time.
+
+    Raises
+    ------
+    PlanError
+        If the plan does not fit the DAG.
     """
     return _run(dag, plan, profiles, platform, seed, estimates).recorder.makespan_ms()
 

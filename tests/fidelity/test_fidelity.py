@@ -344,21 +344,68 @@ def test_round_host_cpus_follow_the_rounds_speed_not_the_simulators_planner_bias
     assert fit_round_host_cpus(simulator(0), 1.6, alone, other_rounds) == 1.6
 
 
+def _round_weights(round_sd, draws=300, rounds=9, cells=6, noise=0.1, sizes=None, seed=0):
+    """`_round_shrinkage` of `draws` machines whose rounds shift by `round_sd` (log) and whose
+    runs are off by `noise`; `sizes` leaves cells out of some rounds."""
+    import pandas as pd
+
+    from experiments.fidelity import _round_shrinkage
+
+    rng = np.random.default_rng(seed)
+    weights = []
+    for _ in range(draws):
+        rows = []
+        for r in range(rounds):
+            shift = rng.normal(0, round_sd) if round_sd else 0.0
+            for c in range(cells if sizes is None else sizes[r]):
+                rows.append((r, c, shift + rng.normal(0, noise)))
+        frame = pd.DataFrame(rows, columns=["round", "cell", "dev"])
+        frame["dev"] -= frame.groupby("cell")["dev"].transform("mean")
+        weights.append(_round_shrinkage(frame["dev"], frame["round"], frame["cell"], 5))
+    return np.array(weights)
+
+
+def test_round_weight_follows_how_much_rounds_drift_beyond_their_runs_noise():
+    """The weight of a round's shift: near 0 where rounds do not drift (also with rounds of
+    unequal size), near 1 where they drift as much as runs spread, between for less; 0 with one
+    round, rounds of one run, or rounds whose means agree exactly."""
+    import pandas as pd
+
+    from experiments.fidelity import _round_shrinkage
+
+    steady = _round_weights(0.0)
+    assert steady.mean() < 0.2 and (steady == 0).mean() > 0.5
+    uneven = _round_weights(0.0, rounds=4, sizes=[6, 6, 2, 2])
+    assert uneven.mean() < 0.25 and (uneven == 0).mean() > 0.5
+    drifting, slight = _round_weights(0.1), _round_weights(0.05)
+    assert drifting.mean() > 0.7 and 0.3 < slight.mean() < drifting.mean()
+
+    def weight(devs, rounds, cells):
+        return _round_shrinkage(pd.Series(devs), pd.Series(rounds), pd.Series(cells), 5)
+
+    assert weight([0.1, -0.1, -0.1, 0.1], [0, 0, 1, 1], [0, 1, 0, 1]) == 0.0  # equal means
+    assert weight([0.2, -0.2, 0.1], [0, 1, 2], [0, 0, 0]) == 0.0  # a run per round
+    assert weight([0.2, -0.2, 0.1], [0, 0, 0], [0, 1, 2]) == 0.0  # one round
+
+
 def test_validation_follows_a_runs_round_but_never_learns_the_run_from_itself():
-    """One recorded run made 50% slower: its own prediction does not move; its round-mates
-    get fewer host CPUs and slower predictions (their round looks slower), while their
-    prediction with the other rounds' fit alone, reported beside, stays where it was."""
-    traces = load_shipped("gemm")
+    """On a machine whose rounds drift (the shipped gemm runs, each round made 15-20% slower or
+    faster), one recorded run made 50% slower: its own prediction does not move; its
+    round-mates get fewer host CPUs and slower predictions (their round looks slower), while
+    their prediction with the other rounds' fit alone, reported beside, stays where it was."""
+    shipped = load_shipped("gemm")
+    runs = shipped.runs.copy()
+    rounds = runs["config"].map(lambda c: json.loads(c)["repetition"])
+    runs["makespan_ms"] *= np.exp(rounds.map({0: 0.2, 1: -0.15, 2: 0.15, 3: -0.2, 4: 0.0}))
+    traces = TraceSet(tasks=shipped.tasks, workers=shipped.workers, runs=runs.copy())
     before = validate_traces(traces, FidelityConfig()).set_index("run_id")
-    runs = traces.runs.copy()
     slow = runs["run_id"].iloc[3]
     runs.loc[runs["run_id"] == slow, "makespan_ms"] *= 1.5
-    tampered = TraceSet(tasks=traces.tasks, workers=traces.workers, runs=runs)
+    tampered = TraceSet(tasks=shipped.tasks, workers=shipped.workers, runs=runs)
     after_frame = validate_traces(tampered, FidelityConfig())
     after = after_frame.set_index("run_id")
     assert after.loc[slow, "sim_makespan_ms"] == before.loc[slow, "sim_makespan_ms"]
     assert after.loc[slow, "host_cpus"] == before.loc[slow, "host_cpus"]
-    rounds = runs["config"].map(lambda c: json.loads(c)["repetition"])
     mates = runs.loc[(rounds == rounds[runs["run_id"] == slow].iloc[0]) & (runs["run_id"] != slow)]
     mates = list(mates["run_id"])
     assert len(mates) == 5
