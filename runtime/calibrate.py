@@ -145,13 +145,19 @@ def fit_lognormal(samples_ms: Sequence[float]) -> tuple[float, float]:
 
 
 def fit_transfer(pairs: Sequence[Sequence[float]]) -> tuple[float, float]:
-    """(latency ms, bandwidth bytes/ms) of ``ms = latency + nbytes / bandwidth`` by least squares
-    on the median time per size.
+    """(latency ms, bandwidth bytes/ms) of ``ms = latency + nbytes / bandwidth``, fitted on the
+    median time per size by least squares of the *relative* residuals.
+
+    Every size counts alike: an absolute fit over sizes of 1 kB to 16 MB is the largest size's
+    alone, and where per-byte cost is not linear in the size it misses the others by a factor.
+    On one machine (2026-11-29) a 16 MB object moved at 270 kB/ms and 0.25-4 MB ones at
+    620-700 kB/ms up; the absolute fit put a 1.6 MB upload at 2.6x its measured time. The
+    latency is at least 0 (refitted through the origin when the fit gives less).
 
     Raises
     ------
     ValueError
-        With fewer than two distinct sizes.
+        With fewer than two distinct sizes, or a median time that is not > 0.
     """
     by_size: dict[int, list[float]] = {}
     for nbytes, ms in pairs:
@@ -160,12 +166,22 @@ def fit_transfer(pairs: Sequence[Sequence[float]]) -> tuple[float, float]:
         raise ValueError("a transfer fit needs at least two object sizes")
     xs = sorted(by_size)
     ys = [_median(by_size[x]) for x in xs]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
-        (x - mx) ** 2 for x in xs
-    )
+    if min(ys) <= 0:
+        size = xs[ys.index(min(ys))]
+        raise ValueError(f"a transfer fit needs times > 0; {size} bytes took {min(ys)} ms")
+    # Minimise sum(((latency + slope * x) / y - 1) ** 2): a linear least squares in the
+    # columns 1 / y and x / y against ones.
+    u = [1.0 / y for y in ys]
+    v = [x / y for x, y in zip(xs, ys, strict=True)]
+    suu, svv = sum(a * a for a in u), sum(b * b for b in v)
+    suv, su, sv = sum(a * b for a, b in zip(u, v, strict=True)), sum(u), sum(v)
+    det = suu * svv - suv * suv
+    latency = (su * svv - sv * suv) / det if det > 0 else -1.0
+    if latency >= 0:
+        slope = (sv * suu - su * suv) / det
+    else:
+        latency, slope = 0.0, sv / svv
     slope = max(slope, 1e-9)
-    latency = max(my - slope * mx, 0.0)
     return latency, 1.0 / slope
 
 

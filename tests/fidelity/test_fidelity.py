@@ -479,6 +479,34 @@ def test_store_bandwidth_is_the_servers_bytes_per_cpu_ms():
     assert _fit_store_bandwidth({}, 800.0, 400.0) == pytest.approx(2 / (1 / 800 + 1 / 400))
 
 
+def test_transfer_fit_weighs_every_object_size_alike():
+    """The fit is relative: one size slower per byte than the rest (large objects on a machine
+    that faults their pages in) moves the others' predictions little, where an absolute fit
+    follows that size alone."""
+    from runtime.calibrate import fit_transfer
+
+    def ms(nbytes: float) -> float:
+        return 0.2 + nbytes / 700_000.0
+
+    sizes = (1_000, 16_000, 256_000, 1_000_000, 4_000_000)
+    latency, bandwidth = fit_transfer([(n, ms(n)) for n in sizes for _ in range(3)])
+    assert latency == pytest.approx(0.2) and bandwidth == pytest.approx(700_000.0)
+
+    slow_16mb = [(n, ms(n)) for n in sizes] + [(16_000_000, 2.6 * ms(16_000_000))]
+    latency, bandwidth = fit_transfer(slow_16mb)
+    predicted = latency + 1_600_000 / bandwidth
+    assert predicted == pytest.approx(ms(1_600_000), rel=0.25)
+    # What the absolute fit of the earlier versions gave: the 16 MB point's rate, 2.6x slower.
+    assert 1_600_000 / (16_000_000 / (2.6 * ms(16_000_000))) > 2 * ms(1_600_000)
+    # A fit with a negative intercept goes through the origin instead.
+    latency, bandwidth = fit_transfer([(1_000, 0.001), (2_000_000, 4.0), (4_000_000, 8.5)])
+    assert latency == 0.0 and 2_000_000 / 4.0 * 0.9 < bandwidth < 1_000_000  # within the rates
+    with pytest.raises(ValueError, match="two object sizes"):
+        fit_transfer([(1_000, 0.1), (1_000, 0.2)])
+    with pytest.raises(ValueError, match="16000 bytes took 0.0 ms"):
+        fit_transfer([(1_000, 0.1), (16_000, 0.0)])
+
+
 def test_worker_overheads_solve_the_cpu_budget():
     """From busy-CPU samples built with known c, t, w and s on the four benchmark shapes, the
     fit recovers t, s and the part of w not modelled elsewhere (w - setup - invoke)."""
