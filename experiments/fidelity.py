@@ -666,8 +666,7 @@ def _unbiased_host_cpus(log_makespans: SimulatedLogMakespans, runs: pd.DataFrame
     planners = list(runs["planner"])
 
     def bias(log_cpus: float) -> float:
-        simulated = log_makespans(log_cpus)
-        return float(np.mean([simulated[name] for name in planners])) - log_real
+        return _mean_log_makespan(log_makespans, log_cpus, planners) - log_real
 
     return _bisect_host_cpus(bias)
 
@@ -716,6 +715,15 @@ class SimulatedLogMakespans:
                 for name, plan in self.plans.items()
             }
         return found
+
+
+def _mean_log_makespan(
+    log_makespans: Callable[[float], dict[str, float]], log_cpus: float, planners: Sequence[str]
+) -> float:
+    """The mean over `planners` (one entry a run) of their simulated log makespans at
+    ``exp(log_cpus)`` host CPUs (`SimulatedLogMakespans`)."""
+    simulated = log_makespans(log_cpus)
+    return float(np.mean([simulated[name] for name in planners]))
 
 
 def _round_shrinkage(
@@ -803,12 +811,10 @@ def fit_round_host_cpus(
     shift *= _round_shrinkage(deviations, other_rounds["fold"], other_rounds["planner"], len(mates))
     if shift == 0:
         return fold_cpus  # as it is: bisecting again where the makespan is flat would move it
-    at_fold = log_makespans(math.log(fold_cpus))
-    fold_mean = float(np.mean([at_fold[name] for name in planners]))
+    fold_mean = _mean_log_makespan(log_makespans, math.log(fold_cpus), planners)
 
     def bias(log_cpus: float) -> float:
-        simulated = log_makespans(log_cpus)
-        return float(np.mean([simulated[name] for name in planners])) - fold_mean - shift
+        return _mean_log_makespan(log_makespans, log_cpus, planners) - fold_mean - shift
 
     return _bisect_host_cpus(bias)
 

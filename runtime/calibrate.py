@@ -169,20 +169,16 @@ def fit_transfer(pairs: Sequence[Sequence[float]]) -> tuple[float, float]:
     if min(ys) <= 0:
         size = xs[ys.index(min(ys))]
         raise ValueError(f"a transfer fit needs times > 0; {size} bytes took {min(ys)} ms")
-    # Minimise sum(((latency + slope * x) / y - 1) ** 2): a linear least squares in the
-    # columns 1 / y and x / y against ones.
-    u = [1.0 / y for y in ys]
-    v = [x / y for x, y in zip(xs, ys, strict=True)]
-    suu, svv = sum(a * a for a in u), sum(b * b for b in v)
-    suv, su, sv = sum(a * b for a, b in zip(u, v, strict=True)), sum(u), sum(v)
-    det = suu * svv - suv * suv
-    latency = (su * svv - sv * suv) / det if det > 0 else -1.0
-    if latency >= 0:
-        slope = (sv * suu - su * suv) / det
-    else:
-        latency, slope = 0.0, sv / svv
-    slope = max(slope, 1e-9)
-    return latency, 1.0 / slope
+    import numpy as np
+
+    # Minimise sum(((latency + slope * x) / y - 1) ** 2): least squares of the columns 1 / y
+    # and x / y against ones.
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    ones = np.ones_like(y)
+    (latency, slope), *_ = np.linalg.lstsq(np.column_stack([1 / y, x / y]), ones, rcond=None)
+    if latency < 0:
+        latency, ((slope,), *_) = 0.0, np.linalg.lstsq((x / y)[:, None], ones, rcond=None)
+    return float(latency), 1.0 / max(float(slope), 1e-9)
 
 
 def host_cpus() -> int:
