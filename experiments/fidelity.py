@@ -289,7 +289,7 @@ class Bench:
         when it starts (its function's environment names the backend).
         With `every`, pings every idle container too (at least `n`), even if enough are idle.
         """
-        from runtime.lambda_backend import WARMUP_PAYLOAD, release_connection
+        from runtime.lambda_backend import release_connection, warmup_payload
 
         function = self.emulator.functions[f"faasdag-{memory_mb}"]
         if every:
@@ -302,7 +302,7 @@ class Bench:
             self._client = lambda_client(
                 self.emulator.endpoint_url, max_attempts=1, read_timeout_s=120.0
             )
-        warmup = {**WARMUP_PAYLOAD, "hold_ms": PREWARM_HOLD_MS, "imports": list(imports)}
+        warmup = warmup_payload(hold_ms=PREWARM_HOLD_MS, imports=list(imports))
         payload = json.dumps(warmup).encode()
 
         def ping() -> None:

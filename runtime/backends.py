@@ -29,17 +29,39 @@ class Backend(Protocol):
         """Make what the first invoke would (clients, connections), ahead of it."""
         ...
 
+    def function_timeout_s(self, config: ResourceConfig) -> float:
+        """How long the platform lets one invocation of `config` run, in seconds."""
+        ...
+
 
 class LocalBackend:
-    """Each invocation runs in a new daemon thread of this process, against the real store."""
+    """Each invocation runs in a new daemon thread of this process, against the real store.
+
+    Parameters
+    ----------
+    redis_url : str, optional
+        The store its workers use (they are threads of the client: the URL never travels in a
+        payload); default: ``FAASDAG_REDIS_URL`` of the environment.
+    """
 
     descriptor: dict[str, Any] = {"kind": "local"}
+
+    def __init__(self, redis_url: str | None = None):
+        self.redis_url = redis_url
+
+    def function_timeout_s(self, config: ResourceConfig) -> float:
+        """Threads have no platform limit; Lambda's longest (900 s) stands in for one."""
+        return 900.0
 
     def invoke(self, payload: dict[str, Any], config: ResourceConfig) -> None:
         from runtime.redis_driver import run_invocation
 
         thread = threading.Thread(
-            target=run_invocation, args=(payload,), name=payload["worker_id"], daemon=True
+            target=run_invocation,
+            args=(payload,),
+            kwargs={"redis_url": self.redis_url, "backend": self},
+            name=payload["worker_id"],
+            daemon=True,
         )
         thread.start()
 

@@ -2,21 +2,26 @@
 
 The client is a worker-logic driver too: it runs `worker.branch.run_client` through the Redis
 driver, so it starts the initial workers and waits for the sinks exactly as the simulator
-models it (subscribe, check existence, then wait: a completion is never missed). A task
-exception reaches it as `RemoteTaskError` with the remote traceback; a run that stalls (a dead
-worker) ends in `WorkerLost` after `timeout_s`, naming the workers that never reported back.
+models it (subscribe, check existence, then wait: a completion is never missed). Between waits
+it watches the workers' heartbeats (`Watch`): a worker whose heartbeat expired is re-invoked as
+a new attempt, and the old attempt is fenced off. A task exception reaches it as
+`RemoteTaskError` with the remote traceback; a run that cannot finish ends in `WorkerLost`,
+naming the workers.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import redis
 
 from dag.graph import DAG
 from dag.lang import Workflow, build
@@ -25,8 +30,10 @@ from dag.resources import ResourceConfig
 from runtime.backends import Backend, LocalBackend, backend_for
 from runtime.errors import RemoteTaskError, WorkerLost
 from runtime.events import LOG_NAME, EventLog, Replayed, replay
+from runtime.liveness import DEFAULT_HEARTBEAT_TTL_S
 from runtime.redis_driver import (
     CONTEXT_KEY,
+    REDIS_URL_ENV,
     RedisDriver,
     RunContext,
     RunRef,
@@ -36,7 +43,7 @@ from runtime.redis_driver import (
     encode_context,
     inline_context,
 )
-from runtime.store import RedisStore, RunFailed, loads
+from runtime.store import DEFAULT_TTL_S, RedisStore, RunFailed, StoreError, loads
 from traces.io import TraceSet
 from traces.schema import frame_from_rows, make_frame
 from worker.branch import await_sinks, restart, run_client
@@ -122,16 +129,28 @@ def _resolve_plan(
     return planner(dag)
 
 
-def _resolve_backend(backend: Any, options: Mapping[str, Any]) -> Backend:
+def _resolve_backend(backend: Any, options: Mapping[str, Any], redis_url: str) -> Backend:
     if isinstance(backend, str):
         if backend == "local":
-            return LocalBackend()
+            return LocalBackend(redis_url)
         if backend == "lambda":
             return backend_for({"kind": "lambda", **options})
         raise ValueError(f"unknown backend {backend!r}; known: local, lambda")
     if isinstance(backend, dict):
+        if backend.get("kind") == "local":
+            return LocalBackend(redis_url)
         return backend_for(backend)
     return backend
+
+
+def redacted(url: str) -> str:
+    """`url` without its password, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + netloc))
 
 
 def run(
@@ -144,11 +163,15 @@ def run(
     estimates: Any = None,
     call: TaskCall | None = None,
     backend: Any = "local",
-    redis_url: str = DEFAULT_REDIS_URL,
-    timeout_s: float = 600.0,
+    redis_url: str | None = None,
+    timeout_s: float | None = None,
     wait_timeout_s: float = 900.0,
     settle_timeout_s: float = 10.0,
     retries: int = 1,
+    heartbeat_ttl_s: float = DEFAULT_HEARTBEAT_TTL_S,
+    start_timeout_s: float = 60.0,
+    check_interval_s: float = 1.0,
+    ttl_s: float = DEFAULT_TTL_S,
     inline_context_bytes: int = 64 * 1024,
     keep: bool = False,
     run_id: str | None = None,
@@ -156,6 +179,12 @@ def run(
     **backend_options: Any,
 ) -> RunResult:
     """Run a workflow for real: plan it, store its context, invoke the roots, await the sinks.
+
+    Every run has a unique id and its keys live under it, each with a ttl; when the run ends,
+    fails or is interrupted it is cancelled (workers still running stop at their next write)
+    and, unless `keep`, its keys are deleted. A worker is re-invoked only when its heartbeat has
+    expired (it died), never because it is slow; the retry is a new attempt, and the old
+    attempt's writes are refused from then on, so each output is written once.
 
     Parameters
     ----------
@@ -176,22 +205,34 @@ def run(
     backend : "local", "lambda", a descriptor dict or a backend object
         Who runs the workers: threads of this process, or AWS Lambda (``endpoint_url=...``
         reaches the local emulator).
-    redis_url : str
-        The store (``redis://``, ``rediss://``, password in the URL); workers must reach it.
-    timeout_s : float
-        Longest the client waits for one sink before raising `WorkerLost` (default 600).
+    redis_url : str, optional
+        The store (``redis://``, ``rediss://``, password in the URL); default
+        ``FAASDAG_REDIS_URL`` of the environment, else ``redis://127.0.0.1:6379/0``. Lambda
+        workers read it from their function's environment, never from a payload.
+    timeout_s : float, optional
+        Longest the client waits with no progress (no worker starting or ending, no sink
+        stored) before raising `WorkerLost`; default: the longest configured timeout of the
+        plan's functions (900 s for local threads), as no worker can run longer.
     wait_timeout_s : float
         Longest a worker waits for one input (default 900, Lambda's maximum duration).
     settle_timeout_s : float
         After the sinks, how long to wait for the remaining workers' trace logs.
     retries : int
-        How often a stalled run re-invokes its lost workers (started, never ended) before
-        giving up with `WorkerLost`; a retry reads back the outputs its lost attempt stored, so
-        no task's effect is applied twice (default 1).
+        How often one lost worker (its heartbeat expired, or it never started) is re-invoked,
+        as a new attempt that reads back the outputs its lost attempt stored (default 1).
+    heartbeat_ttl_s : float
+        A worker's heartbeat expires this long after its last refresh (default 10 s): how soon
+        a dead worker is noticed.
+    start_timeout_s : float
+        An invoked worker whose heartbeat never appears within this time is lost (default 60).
+    check_interval_s : float
+        How often the client checks liveness while it waits (default 1 s).
+    ttl_s : float
+        Every key of the run expires after this long (default 24 h), whatever happens.
     inline_context_bytes : int
         Payloads carry the run context inline up to this size; beyond it, a Redis key.
     keep : bool
-        Keep the run's keys in Redis (default: delete them when the run ends).
+        Keep the run's keys in Redis (until their ttl) instead of deleting them when it ends.
     run_id : str, optional
         Default: a fresh random id.
     on_settled : callable, optional
@@ -209,9 +250,13 @@ def run(
     RemoteTaskError
         A task raised (the message has the remote traceback) or a worker failed.
     WorkerLost
-        No progress to the sinks within `timeout_s`, after `retries` re-invocations.
+        No progress within `timeout_s`, or a lost worker after `retries` re-invocations.
     StoreLost
         Redis lost the run's keys (restarted or flushed) mid-run.
+    StoreError
+        Redis cannot be reached (the message names it, without its password).
+    RunIdInUse
+        `run_id` names a run that is live in this Redis.
     """
     dag, task_call, workflow = _resolve_target(target, call)
     plan = _resolve_plan(dag, plan, planner, predictor, config)
@@ -222,44 +267,59 @@ def run(
         estimates = TabulatedEstimates.tabulate(estimates, dag.topological_order(), configs)
     # Workers get the plan without its predicted timeline (frames of the simulator).
     schedule = Schedule.build(dag, plan.with_predicted(None), estimates)
-    the_backend = _resolve_backend(backend, backend_options)
+    redis_url = redis_url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
+    the_backend = _resolve_backend(backend, backend_options, redis_url)
     run_id = run_id or uuid.uuid4().hex[:16]
-    store = RedisStore(client_for(redis_url), run_id)
+    store = RedisStore(client_for(redis_url), run_id, ttl_s=ttl_s)
     context = RunContext(schedule, task_call)
     blob = encode_context(context)
+    if timeout_s is None:
+        configs = {plan[t].config for t in dag}
+        timeout_s = max(the_backend.function_timeout_s(c) for c in configs)
 
     t0_epoch = time.time()
-    store.begin()
-    store.put_blob(CONTEXT_KEY, blob)
-    ref = RunRef(
-        run_id=run_id,
-        redis_url=redis_url,
-        t0_epoch=t0_epoch,
-        backend=the_backend.descriptor,
-        wait_timeout_s=wait_timeout_s,
-        context_inline=inline_context(blob, inline_context_bytes),
-    )
-    events = EventLog()
-    driver = RedisDriver(context, store, the_backend, ref, events, wait_timeout_s=timeout_s)
     try:
+        store.begin()
+    except redis.RedisError as err:
+        raise StoreError(f"Redis at {redacted(redis_url)} cannot be reached: {err}") from None
+    try:
+        store.put_blob(CONTEXT_KEY, blob)
+        ref = RunRef(
+            run_id=run_id,
+            t0_epoch=t0_epoch,
+            backend=the_backend.descriptor,
+            wait_timeout_s=wait_timeout_s,
+            context_inline=inline_context(blob, inline_context_bytes),
+            ttl_s=ttl_s,
+            heartbeat_ttl_s=heartbeat_ttl_s,
+        )
+        events = EventLog()
+        logs = LogReader(store)
+        driver = RedisDriver(
+            context, store, the_backend, ref, events, wait_timeout_s=check_interval_s
+        )
+        watch = Watch(
+            store, logs, schedule, the_backend, ref,
+            retries=retries, timeout_s=timeout_s, start_timeout_s=start_timeout_s,
+        )  # fmt: skip
         try:
-            results = _await_with_retries(
-                driver, schedule, store, events, the_backend, ref, run_id, retries
-            )
+            results = watch.await_sinks(driver)
         except RunFailed as failed:
-            _settle(store, events, 0.5)
             raise RemoteTaskError(failed.failure) from None
+        except redis.ConnectionError as err:
+            raise StoreError(
+                f"run {run_id!r}: Redis at {redacted(redis_url)} was lost mid-run: {err}"
+            ) from None
         finally:
             driver.close()
-        replayed = _settle(store, events, settle_timeout_s)
+        replayed = logs.settle(events, settle_timeout_s)
         if on_settled is not None:
             on_settled()
     finally:
-        if not keep:
-            store.cleanup()
+        _end(store, keep)
 
     recorder = TraceRecorder(schedule)
-    replay(recorder, [events.events, *replayed.logs])
+    replay(recorder, [events.events, *logs.logs])
     labels = {
         "run_id": run_id,
         "workflow": dag.name or "",
@@ -301,58 +361,141 @@ def run(
     )
 
 
-@dataclass
-class _Settled(Replayed):
-    logs: list[list[tuple[Any, ...]]] = field(default_factory=list)
+def _end(store: RedisStore, keep: bool) -> None:
+    """Cancel the run (workers still running stop at their next write) and, unless `keep`,
+    delete its keys; a Redis that is gone is logged, not raised over the run's own error."""
+    try:
+        store.cancel()
+        if not keep:
+            store.cleanup()
+    except redis.RedisError as err:
+        log.warning("run %s: could not cancel or clean up (%s); its keys expire", store.run_id, err)
 
 
-def _await_with_retries(driver, schedule, store, events, backend, ref, run_id, retries):
-    """Run the client logic; when it stalls, re-invoke every lost worker (claimed, never
-    ended) as its next attempt and wait again, up to `retries` times."""
-    logic = run_client(schedule)
-    for attempt in range(retries + 1):
-        try:
-            return driver.run(logic, None)
-        except TimeoutError as err:
-            replayed = _settle(store, events, 0.5)
-            lost = sorted(
-                worker_id
-                for worker_id, claim in store.started().items()
-                if worker_id not in replayed.ended and tuple(claim or ())[1:] == ("invoke",)
+class LogReader:
+    """Reads the workers' trace logs of one run as they arrive, and what they tell."""
+
+    def __init__(self, store: RedisStore):
+        self.store = store
+        self.logs: list[list[tuple[Any, ...]]] = []
+        self.ended: set[str] = set()
+
+    def poll(self) -> set[str]:
+        """Read the logs stored since the last poll; returns the workers that have ended."""
+        for blob in self.store.read_log(LOG_NAME, len(self.logs)):
+            events = loads(blob, LOG_NAME)
+            self.logs.append(events)
+            self.ended.update(event[1] for event in events if event[0] == "end")
+        return self.ended
+
+    def settle(self, events: EventLog, timeout_s: float) -> Replayed:
+        """Read logs until every invoked worker has ended, or `timeout_s` passes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.poll()
+            replayed = replay(_NullRecorder(), [events.events, *self.logs])  # type: ignore[arg-type]
+            missing = {i.worker_id for i in replayed.invocations} - replayed.ended
+            if not missing or time.monotonic() >= deadline:
+                if missing:
+                    log.warning(
+                        "run %s: no trace log from workers %s", self.store.run_id, sorted(missing)
+                    )
+                return replayed
+            time.sleep(0.02)
+
+
+class Watch:
+    """The client's watch over a run's workers while it waits for the sinks.
+
+    Every `check` reads the start claims, then the heartbeats, then the logs (in that order:
+    a worker ends by storing its log and dropping its heartbeat in one write, so a worker seen
+    without a heartbeat and without a log has not ended). An invoked worker that has not ended
+    is lost when its heartbeat, once seen, expired, or never appeared within `start_timeout_s`;
+    a lost worker is fenced off (its attempt number goes up) and re-invoked as that attempt,
+    at most `retries` times.
+    """
+
+    def __init__(self, store, logs, schedule, backend, ref, *, retries, timeout_s, start_timeout_s):
+        self.store, self.logs, self.schedule = store, logs, schedule
+        self.backend, self.ref = backend, ref
+        self.retries, self.timeout_s, self.start_timeout_s = retries, timeout_s, start_timeout_s
+        self.attempts: dict[str, int] = {}
+        self.alive_seen: set[str] = set()
+        self.since: dict[str, float] = {}
+        self.progress: tuple[int, int] = (0, 0)
+        self.progress_at = time.monotonic()
+        self.idle_checks = 0
+
+    def await_sinks(self, driver: RedisDriver) -> dict[str, Any]:
+        """Start the run and wait for every sink, checking liveness between waits."""
+        logic = run_client(self.schedule)
+        while True:
+            try:
+                return driver.run(logic, None)
+            except TimeoutError:
+                self.check()
+            logic = await_sinks(self.schedule)
+
+    def check(self) -> None:
+        """One look at the workers: re-invoke the lost ones, raise when the run is stuck.
+
+        Raises
+        ------
+        WorkerLost
+            A lost worker has no retry left, every worker ended with sinks missing, or
+            nothing progressed for `timeout_s`.
+        """
+        now = time.monotonic()
+        claims = {w: tuple(claim or ()) for w, claim in self.store.started().items()}
+        invoked = sorted(w for w, claim in claims.items() if claim[1:] == ("invoke",))
+        beats = dict(zip(invoked, self.store.heartbeats(invoked), strict=True))
+        ended = self.logs.poll()
+        running = [w for w in invoked if w not in ended]
+        progress = (len(ended), len(claims))
+        if progress != self.progress:
+            self.progress, self.progress_at = progress, now
+        lost = []
+        for worker_id in running:
+            if beats[worker_id] == self.attempts.get(worker_id, 0):
+                self.alive_seen.add(worker_id)
+                continue
+            since = self.since.setdefault(worker_id, now)
+            if worker_id in self.alive_seen or now - since >= self.start_timeout_s:
+                lost.append(worker_id)
+        for worker_id in lost:
+            self._retry(worker_id, now)
+        self.idle_checks = self.idle_checks + 1 if not running else 0
+        if self.idle_checks >= 2:
+            raise WorkerLost(
+                f"run {self.store.run_id!r} stalled: every worker ended, but sinks "
+                f"{sorted(self.schedule.dag.sinks)} were not all stored"
             )
-            if attempt == retries or not lost:
-                raise WorkerLost(
-                    f"run {run_id!r} stalled: {err}; workers started that never reported "
-                    f"back: {lost or 'none'}"
-                ) from None
-            log.warning("run %s: re-invoking lost workers %s", run_id, lost)
-            for worker_id in lost:
-                invocation = restart(schedule, worker_id, attempt + 1)
-                backend.invoke(ref.payload(invocation, ref.now_ms()), invocation.config)
-            logic = await_sinks(schedule)
-    raise AssertionError("unreachable")
-
-
-def _settle(store: RedisStore, events: EventLog, timeout_s: float) -> _Settled:
-    """Read worker logs until every invoked worker has ended, or `timeout_s` passes."""
-    logs: list[list[tuple[Any, ...]]] = []
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for blob in store.read_log(LOG_NAME, len(logs)):
-            logs.append(loads(blob, LOG_NAME))
-        replayed = _structure([events.events, *logs])
-        invoked = {i.worker_id for i in replayed.invocations}
-        if invoked <= replayed.ended or time.monotonic() >= deadline:
-            if not invoked <= replayed.ended:
-                log.warning(
-                    "run %s: no trace log from workers %s",
-                    store.run_id,
-                    sorted(invoked - replayed.ended),
-                )
-            return _Settled(
-                replayed.invocations, replayed.uploads, replayed.ended, replayed.n_logs, logs
+        if now - self.progress_at > self.timeout_s:
+            raise WorkerLost(
+                f"run {self.store.run_id!r}: no progress for {self.timeout_s:g} s; workers "
+                f"still running: {running or 'none'}"
             )
-        time.sleep(0.02)
+
+    def _retry(self, worker_id: str, now: float) -> None:
+        attempt = self.attempts.get(worker_id, 0)
+        if attempt >= self.retries:
+            why = "its heartbeat expired" if worker_id in self.alive_seen else "it never started"
+            raise WorkerLost(
+                f"run {self.store.run_id!r}: worker {worker_id!r} was lost ({why}) after "
+                f"{attempt + 1} attempt(s)"
+            )
+        attempt = self.store.next_attempt(worker_id)
+        self.attempts[worker_id] = attempt
+        self.alive_seen.discard(worker_id)
+        self.since[worker_id] = now
+        log.warning(
+            "run %s: worker %s lost; re-invoking it as attempt %d",
+            self.store.run_id,
+            worker_id,
+            attempt,
+        )
+        invocation = restart(self.schedule, worker_id, attempt)
+        self.backend.invoke(self.ref.payload(invocation, self.ref.now_ms()), invocation.config)
 
 
 class _NullRecorder:
@@ -361,7 +504,3 @@ class _NullRecorder:
     def worker_ended(self, *args: Any) -> None: ...
 
     def effect(self, *args: Any) -> None: ...
-
-
-def _structure(logs: list[list[tuple[Any, ...]]]) -> Replayed:
-    return replay(_NullRecorder(), logs)  # type: ignore[arg-type]

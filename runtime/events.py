@@ -44,8 +44,11 @@ class EventLog:
         startup_ms: float,
         invoked_ms: float,
         ready_ms: float,
+        attempt: int = 0,
     ) -> None:
-        self.events.append(("start", worker_id, config, startup, startup_ms, invoked_ms, ready_ms))
+        self.events.append(
+            ("start", worker_id, config, startup, startup_ms, invoked_ms, ready_ms, attempt)
+        )
 
     def effect(
         self, worker_id: str, effect: Any, start_ms: float, end_ms: float, nbytes: int = 0
@@ -84,7 +87,7 @@ def replay(recorder: TraceRecorder, logs: Iterable[list[tuple[Any, ...]]]) -> Re
                 elif isinstance(effect, Upload):
                     uploads.append(effect.key)
             elif kind == "start":
-                _, worker_id, config, startup, startup_ms, invoked_ms, ready_ms = event
+                _, worker_id, config, startup, startup_ms, invoked_ms, ready_ms, attempt = event
                 recorder.worker_started(
                     worker_id,
                     config,
@@ -92,6 +95,7 @@ def replay(recorder: TraceRecorder, logs: Iterable[list[tuple[Any, ...]]]) -> Re
                     startup_ms=startup_ms,
                     invoked_ms=invoked_ms,
                     ready_ms=ready_ms,
+                    attempt=attempt,
                 )
             elif kind == "end":
                 recorder.worker_ended(event[1], event[2])

@@ -81,6 +81,7 @@ class LambdaBackend:
         self.prefix = prefix
         self._client: Any = None
         self._lock = threading.Lock()
+        self._timeouts_s: dict[str, float] = {}
 
     @property
     def client(self) -> Any:
@@ -106,14 +107,30 @@ class LambdaBackend:
                 f"Lambda function {name!r} answered {response.get('StatusCode')} to an Event invoke"
             )
 
+    def function_timeout_s(self, config: ResourceConfig) -> float:
+        """The configured timeout of the function of `config`, in seconds (asked once)."""
+        name = function_name(config, self.prefix)
+        if name not in self._timeouts_s:
+            described = self.client.get_function(FunctionName=name)["Configuration"]
+            self._timeouts_s[name] = float(described.get("Timeout", 900))
+        return self._timeouts_s[name]
+
     def warmup(self, config: ResourceConfig) -> None:
         """Send a warm-up ping to the function of `config` (pre-warm); the container it reaches
         also makes this backend's client, to invoke others without delay."""
-        self.invoke({**WARMUP_PAYLOAD, "backend": self.descriptor}, config)
+        self.invoke(warmup_payload(backend=self.descriptor), config)
 
     def prepare(self) -> None:
         """Make the boto3 client now rather than at the first invoke."""
         _ = self.client
+
+
+def warmup_payload(**options: Any) -> dict[str, Any]:
+    """A signed warm-up ping (`runtime.lambda_handler`): ``backend``, ``hold_ms`` and
+    ``imports`` make a container do things, so an unsigned ping is refused like a payload."""
+    from runtime.signing import sign_payload
+
+    return sign_payload({**WARMUP_PAYLOAD, **options})
 
 
 def lambda_client(

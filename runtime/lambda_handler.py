@@ -2,7 +2,8 @@
 
 One function per resource config runs this same code. An event is either a worker invocation
 payload (`runtime.redis_driver.RunRef.payload`) or a warm-up ping ``{"faasdag": 1, "warmup":
-true}`` sent by the pre-warm optimization. The first event a process sees is its cold start.
+true}`` sent by the pre-warm optimization; both are signed (`runtime.signing`) and refused
+unsigned, before anything in them is used. The first event a process sees is its cold start.
 
 A warm-up ping may carry ``"backend"``, the descriptor of the backend the run invokes workers
 with: the container then makes that backend's client (boto3's takes ~100 ms of CPU), so a
@@ -37,6 +38,7 @@ from runtime.allocator import keep_large_blocks
 from runtime.backends import backend_for
 from runtime.lambda_backend import prepare_configured_backend
 from runtime.redis_driver import run_invocation
+from runtime.signing import verify_payload
 
 MAX_HOLD_MS = 10_000.0
 
@@ -55,6 +57,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     global _cold
     startup, _cold = ("cold" if _cold else "warm"), False
     if event.get("warmup"):
+        verify_payload(event)  # a ping makes the container import and connect: signed too
         if event.get("backend"):
             backend_for(event["backend"]).prepare()
         for module in event.get("imports", ()):

@@ -3,11 +3,14 @@
 Same shape as `runtime.inprocess`: one trampoline and one handler per effect, each handler one
 Redis call (or one backend invocation). It makes no scheduling decision; `worker.branch` does.
 
-A worker learns everything from its invocation payload (a `RunRef` plus the invocation): the
-store's URL, the run id, the backend to invoke further workers with, and the run context (the
-schedule and the task functions), inline when small, else stored once per run in Redis.
-`run_invocation` is the whole life of one worker, shared by the local thread backend and the
-Lambda handler.
+A worker learns its run from its invocation payload (a `RunRef` plus the invocation): the run
+id, the backend to invoke further workers with, the keys' ttl, and the run context (the schedule
+and the task functions), inline when small, else stored once per run in Redis. The payload is
+signed (`runtime.signing`) and refused before anything in it is used when it is not. The
+store's URL, which may hold a password, never travels in it: a worker reads it from its
+environment (``FAASDAG_REDIS_URL``, set when the functions are deployed) or, on the local thread
+backend, from the backend that started it. `run_invocation` is the whole life of one worker,
+shared by the local thread backend and the Lambda handler.
 """
 
 from __future__ import annotations
@@ -24,9 +27,14 @@ from typing import Any
 from dag.resources import ResourceConfig
 from runtime.errors import TaskFailure
 from runtime.events import LOG_NAME, EventLog
+from runtime.liveness import DEFAULT_HEARTBEAT_TTL_S, heartbeats
+from runtime.signing import sign_payload, verify_payload
 from runtime.store import (
+    DEFAULT_TTL_S,
     RedisStore,
+    RunCancelled,
     Subscription,
+    WriteRefused,
     connect,
     dumps,
     loads,
@@ -61,7 +69,9 @@ log = logging.getLogger(__name__)
 
 TaskCall = Callable[[str, Mapping[str, Any]], Any]
 CONTEXT_KEY = "_context"
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
+#: Where a worker (and the CLI) finds the store's URL: the environment, never the payload.
+REDIS_URL_ENV = "FAASDAG_REDIS_URL"
 
 
 class WorkflowCall:
@@ -88,7 +98,7 @@ class RunRef:
 
     Attributes
     ----------
-    run_id, redis_url : str
+    run_id : str
     t0_epoch : float
         Run start, seconds since the epoch; every process measures ms from it.
     backend : dict
@@ -97,52 +107,64 @@ class RunRef:
         How long a worker waits for one input before giving up.
     context_inline : str or None
         The run context, base64 of `dumps`, when small enough to travel inline.
+    ttl_s : float
+        Every key of the run expires after this many seconds.
+    heartbeat_ttl_s : float
+        A worker's heartbeat lives this long unless refreshed (at a third of it).
     """
 
     run_id: str
-    redis_url: str
     t0_epoch: float
     backend: dict[str, Any] = field(default_factory=lambda: {"kind": "local"})
     wait_timeout_s: float = 900.0
     context_inline: str | None = None
+    ttl_s: float = DEFAULT_TTL_S
+    heartbeat_ttl_s: float = DEFAULT_HEARTBEAT_TTL_S
 
     def payload(self, invocation: Invocation, invoked_ms: float) -> dict[str, Any]:
-        """The JSON payload that starts `invocation`."""
-        return {
-            "faasdag": PAYLOAD_VERSION,
-            "run_id": self.run_id,
-            "redis_url": self.redis_url,
-            "t0_epoch": self.t0_epoch,
-            "backend": self.backend,
-            "wait_timeout_s": self.wait_timeout_s,
-            "context": self.context_inline,
-            "worker_id": invocation.worker_id,
-            "memory_mb": invocation.config.memory_mb,
-            "cpus": invocation.config.cpus,
-            "start_tasks": list(invocation.start_tasks),
-            "attempt": invocation.attempt,
-            "invoked_ms": invoked_ms,
-        }
+        """The signed JSON payload that starts `invocation`."""
+        return sign_payload(
+            {
+                "faasdag": PAYLOAD_VERSION,
+                "run_id": self.run_id,
+                "t0_epoch": self.t0_epoch,
+                "backend": self.backend,
+                "wait_timeout_s": self.wait_timeout_s,
+                "ttl_s": self.ttl_s,
+                "heartbeat_ttl_s": self.heartbeat_ttl_s,
+                "context": self.context_inline,
+                "worker_id": invocation.worker_id,
+                "memory_mb": invocation.config.memory_mb,
+                "cpus": invocation.config.cpus,
+                "start_tasks": list(invocation.start_tasks),
+                "attempt": invocation.attempt,
+                "invoked_ms": invoked_ms,
+            }
+        )
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> tuple[RunRef, Invocation, float]:
-        """Parse a payload made by `payload`.
+        """Parse a payload made by `payload`, once its signature is checked.
 
         Raises
         ------
+        UntrustedData
+            If it is unsigned or signed with another key (nothing in it is used).
         ValueError
             If it is not a faasdag payload of this version; names the missing field.
         """
-        if payload.get("faasdag") != PAYLOAD_VERSION:
-            raise ValueError(f"not a faasdag v{PAYLOAD_VERSION} invocation payload: {payload!r}")
+        if not isinstance(payload, Mapping) or payload.get("faasdag") != PAYLOAD_VERSION:
+            raise ValueError(f"not a faasdag v{PAYLOAD_VERSION} invocation payload")
+        verify_payload(payload)
         try:
             ref = cls(
                 run_id=payload["run_id"],
-                redis_url=payload["redis_url"],
                 t0_epoch=float(payload["t0_epoch"]),
                 backend=dict(payload["backend"]),
                 wait_timeout_s=float(payload["wait_timeout_s"]),
                 context_inline=payload.get("context"),
+                ttl_s=float(payload["ttl_s"]),
+                heartbeat_ttl_s=float(payload["heartbeat_ttl_s"]),
             )
             config = ResourceConfig(int(payload["memory_mb"]), float(payload["cpus"]))
             invocation = Invocation(
@@ -410,12 +432,41 @@ HANDLERS: dict[type, Handler] = {
 # -- one worker's life ----------------------------------------------------------------------
 
 
-def run_invocation(payload: Mapping[str, Any], *, startup: str = "none") -> dict[str, Any]:
+def redis_url_from_environment() -> str:
+    """The store's URL from ``FAASDAG_REDIS_URL``.
+
+    Raises
+    ------
+    ValueError
+        If the variable is unset (the message says where it must be set).
+    """
+    import os
+
+    url = os.environ.get(REDIS_URL_ENV)
+    if not url:
+        raise ValueError(
+            f"no {REDIS_URL_ENV} in this worker's environment: set it in the function's "
+            f"environment (faasdag deploy does) to the Redis the client uses"
+        )
+    return url
+
+
+def run_invocation(
+    payload: Mapping[str, Any],
+    *,
+    startup: str = "none",
+    redis_url: str | None = None,
+    backend: Any = None,
+) -> dict[str, Any]:
     """Run one worker invocation from its payload; the Lambda handler and local threads call it.
 
-    Records the worker's events to the run's log when it ends, whatever happens; a failure is
-    recorded in the store (the client raises it with the remote traceback) and reported in the
-    returned dict, never raised, so an asynchronous invoker does not retry it.
+    Checks the payload's signature first, then claims the worker's attempt with its first
+    heartbeat (a superseded attempt, or a run that is over, stops here without doing anything),
+    keeps the heartbeat fresh while it runs, and records the worker's events to the run's log
+    when it ends, whatever happens. A task failure is recorded in the store (the client raises
+    it with the remote traceback) and reported in the returned dict, never raised, so an
+    asynchronous invoker does not retry it. A worker whose writes are refused (superseded by
+    its retry, or the run ended) stops quietly.
 
     Parameters
     ----------
@@ -423,12 +474,34 @@ def run_invocation(payload: Mapping[str, Any], *, startup: str = "none") -> dict
         From `RunRef.payload`.
     startup : str
         How this container started: ``"cold"``, ``"warm"`` or ``"none"`` (no container).
+    redis_url : str, optional
+        The store (default: `REDIS_URL_ENV` of the environment).
+    backend : Backend, optional
+        What invokes further workers (default: the one the payload describes).
+
+    Raises
+    ------
+    UntrustedData
+        If the payload is not signed with this process's key.
+    ValueError
+        If the payload is malformed or no Redis URL is known.
     """
     from runtime.backends import backend_for  # late: the Lambda backend imports boto3
 
     ref, invocation, invoked_ms = RunRef.from_payload(payload)
     ready_ms = ref.now_ms()
-    store = RedisStore(client_for(ref.redis_url), ref.run_id)
+    store = RedisStore(
+        client_for(redis_url or redis_url_from_environment()),
+        ref.run_id,
+        ttl_s=ref.ttl_s,
+        writer=(invocation.worker_id, invocation.attempt),
+    )
+    outcome: dict[str, Any] = {"worker_id": invocation.worker_id, "ok": True}
+    try:
+        beat = heartbeats().start(store, ref.heartbeat_ttl_s)
+    except (WriteRefused, RunCancelled) as refused:
+        log.info("worker %s does not start: %s", invocation.worker_id, refused)
+        return {**outcome, "ok": False, "refused": str(refused)}
     events = EventLog()
     startup_ms = max(ready_ms - invoked_ms, 0.0) if startup == "cold" else 0.0
     events.worker_started(
@@ -438,13 +511,16 @@ def run_invocation(payload: Mapping[str, Any], *, startup: str = "none") -> dict
         startup_ms=startup_ms,
         invoked_ms=invoked_ms,
         ready_ms=ready_ms,
+        attempt=invocation.attempt,
     )
     driver: RedisDriver | None = None
-    outcome: dict[str, Any] = {"worker_id": invocation.worker_id, "ok": True}
     try:
         context = load_context(ref, store)
-        driver = RedisDriver(context, store, backend_for(ref.backend), ref, events)
+        driver = RedisDriver(context, store, backend or backend_for(ref.backend), ref, events)
         Worker(context.schedule, invocation).execute_branch(driver)
+    except (WriteRefused, RunCancelled) as refused:
+        log.info("worker %s stops: %s", invocation.worker_id, refused)
+        outcome.update(ok=False, refused=str(refused))
     except Exception as exc:
         failure = driver.failure if driver is not None else None
         if failure is None:
@@ -455,14 +531,15 @@ def run_invocation(payload: Mapping[str, Any], *, startup: str = "none") -> dict
         outcome.update(ok=False, error=str(failure))
         try:
             store.fail(failure)
-        except Exception:  # the store itself is gone: the client times out or sees it lost
-            log.exception("could not record the failure of worker %s", invocation.worker_id)
+        except Exception:  # the store is gone, or the run over: the client knows already
+            log.info("could not record the failure of worker %s", invocation.worker_id)
     finally:
+        heartbeats().stop(beat)
         if driver is not None:
             driver.close()
         events.worker_ended(invocation.worker_id, ref.now_ms())
         try:
-            store.append_log(LOG_NAME, dumps(events.events))
-        except Exception:
-            log.exception("could not store the log of worker %s", invocation.worker_id)
+            store.finish(LOG_NAME, dumps(events.events))
+        except Exception as err:  # refused (superseded, run over) or Redis gone
+            log.info("log of worker %s not stored: %s", invocation.worker_id, err)
     return outcome

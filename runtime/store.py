@@ -1,8 +1,17 @@
 """Redis storage of one run: task outputs, dependency counters, markers, pub/sub and logs.
 
-Every key lives under ``faasdag:<run_id>:`` so runs never collide and a finished run deletes
-its intermediates with `cleanup`. Values are serialised with cloudpickle behind a small
-header, so a stored ``None`` is a value (a header and a pickle) and never looks "missing".
+Every key lives under ``faasdag:<run_id>:`` so runs never collide, every key expires
+(``ttl_s``, 24 h by default) so a killed client leaks nothing for long, and a finished run
+deletes its intermediates with `cleanup`. Values are serialised with cloudpickle behind a small
+header and an HMAC tag (`runtime.signing`): a stored ``None`` is a value and never looks
+"missing", and nothing unsigned is ever unpickled.
+
+Every write is *fenced* (one Lua script, `FENCED_WRITE`): it is applied, atomically, only while
+the run is live (its ``_run`` marker exists, so nothing is written into a Redis that was
+restarted or a run that was cleaned up), not cancelled (``_cancel``), and, for a worker, only
+while the worker's attempt is the current one (``attempt:<worker>``; a retry increments it), so
+a worker that was slow, not dead, cannot write once its retry has started. A refused write
+raises `WriteRefused`.
 
 A published message also leaves a marker key (one MULTI round trip), so a listener that
 subscribed late, or whose connection dropped, finds the event by checking existence: pub/sub
@@ -12,6 +21,8 @@ makes waiting fast, the marker makes it safe.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import pickle
 import struct
@@ -23,6 +34,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from runtime.signing import TAG_BYTES, signing_key, verify
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "faasdag"
@@ -31,6 +44,38 @@ _STREAM_REF = b"\x02"  # a value stored as a stream: this byte, then the stream'
 _COUNTS = struct.Struct("<II")
 _LENGTH = struct.Struct("<Q")
 FAILURE_CHANNEL = "_failure"
+DEFAULT_TTL_S = 24 * 3600.0
+#: Redis refuses a value above 512 MB; a larger one is stored as a stream of chunks.
+REDIS_MAX_VALUE_BYTES = 512 * 1024 * 1024
+LARGE_VALUE_BYTES = 256 * 1024 * 1024
+LARGE_VALUE_CHUNK_BYTES = 64 * 1024 * 1024
+RUN_KEY = "_run"
+CANCEL_KEY = "_cancel"
+
+#: One fenced write: the checks, then the commands, each followed by a PEXPIRE when it has a
+#: ttl. KEYS: run marker, cancel flag, the writer's attempt counter. ARGV: the writer's attempt
+#: (-1: not a worker, no fence), then per command its argument count n, its ttl in ms (0: none)
+#: and its n arguments (name, key, ...). Returns -1 (run gone), -2 (cancelled), -3 (superseded
+#: attempt) or the commands' replies.
+FENCED_WRITE = """
+if redis.replicate_commands then redis.replicate_commands() end
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+local attempt = tonumber(ARGV[1])
+if attempt >= 0 and tonumber(redis.call('GET', KEYS[3]) or '0') ~= attempt then return -3 end
+local replies = {}
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local ttl = ARGV[i + 1]
+  local command = {}
+  for j = 1, n do command[j] = ARGV[i + 1 + j] end
+  replies[#replies + 1] = redis.call(unpack(command))
+  if ttl ~= '0' then redis.call('PEXPIRE', command[2], ttl) end
+  i = i + n + 2
+end
+return replies
+"""
 
 
 class StoreError(RuntimeError):
@@ -41,20 +86,42 @@ class StoreLost(StoreError):
     """The run's keys vanished mid-run: Redis was restarted or flushed."""
 
 
+class RunCancelled(StoreError):
+    """The run ended, failed or was cancelled while this worker was still running."""
+
+
+class WriteRefused(StoreError):
+    """A fenced write was refused; `reason` is ``"gone"`` (the run's keys are gone: it was
+    cleaned up, or Redis restarted), ``"cancelled"`` or ``"superseded"`` (a retry of this
+    worker has started)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class RunIdInUse(ValueError):
+    """A run with this id is live in this Redis already."""
+
+
 def dumps(value: Any) -> bytes:
     """Serialise a value for the store.
 
-    Format: a header byte, the pickle's length and buffer count, the cloudpickle (protocol 5)
-    stream, then each out-of-band buffer (numpy arrays) with its length, so large arrays are
-    not pickled in-band and `serialised_nbytes` can measure the size without serialising.
+    Format: a header byte, the HMAC-SHA256 tag of the rest (`runtime.signing`), the pickle's
+    length and buffer count, the cloudpickle (protocol 5) stream, then each out-of-band buffer
+    (numpy arrays) with its length, so large arrays are not pickled in-band and
+    `serialised_nbytes` can measure the size without serialising.
     """
     buffers: list[pickle.PickleBuffer] = []
     head = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-    parts: list[Any] = [_HEADER, _COUNTS.pack(len(head), len(buffers)), head]
+    parts: list[Any] = [_COUNTS.pack(len(head), len(buffers)), head]
     for buffer in buffers:
         raw = buffer.raw()
         parts += [_LENGTH.pack(raw.nbytes), raw]
-    return b"".join(parts)
+    mac = hmac.new(signing_key(), digestmod=hashlib.sha256)
+    for part in parts:
+        mac.update(part)
+    return b"".join([_HEADER, mac.digest(), *parts])
 
 
 def loads(blob: bytes, key: str = "<blob>") -> Any:
@@ -64,12 +131,14 @@ def loads(blob: bytes, key: str = "<blob>") -> Any:
     ------
     StoreError
         If `blob` was not written by `dumps` (the message names `key`).
+    UntrustedData
+        If its signature does not match the shared key: it is not unpickled.
     """
     if not blob or blob[:1] != _HEADER:
         raise StoreError(f"value at {key!r} is not a faasdag value (bad header)")
-    view = memoryview(blob)
-    n_head, n_buffers = _COUNTS.unpack_from(view, 1)
-    at = 1 + _COUNTS.size
+    view = verify(memoryview(blob)[1:], f"value at {key!r}")
+    n_head, n_buffers = _COUNTS.unpack_from(view, 0)
+    at = _COUNTS.size
     head = view[at : at + n_head]
     at += n_head
     buffers = []
@@ -87,6 +156,7 @@ def serialised_nbytes(value: Any) -> int:
     head = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
     return (
         len(_HEADER)
+        + TAG_BYTES
         + _COUNTS.size
         + len(head)
         + sum(_LENGTH.size + b.raw().nbytes for b in buffers)
@@ -135,11 +205,15 @@ def run_prefix(run_id: str) -> str:
 
 
 def cleanup(client: redis.Redis, run_id: str, *, batch: int = 500) -> int:
-    """Delete every key of run `run_id`; returns how many were deleted."""
-    pattern = run_prefix(run_id) + "*"
-    deleted = 0
+    """Delete every key of run `run_id`; returns how many were deleted.
+
+    The run's marker goes first, in one command: from then on every fenced write of a worker
+    still running is refused, so nothing is written behind the deletion.
+    """
+    prefix = run_prefix(run_id)
+    deleted = int(client.unlink(prefix + RUN_KEY))
     names: list[bytes] = []
-    for name in client.scan_iter(match=pattern, count=batch):
+    for name in client.scan_iter(match=prefix + "*", count=batch):
         names.append(name)
         if len(names) >= batch:
             deleted += client.unlink(*names)
@@ -147,6 +221,23 @@ def cleanup(client: redis.Redis, run_id: str, *, batch: int = 500) -> int:
     if names:
         deleted += client.unlink(*names)
     return deleted
+
+
+def list_runs(client: redis.Redis, *, batch: int = 1000) -> dict[str, float | None]:
+    """Every run with keys in this Redis: run id -> start (seconds since the epoch), None for
+    a run whose marker is gone (its leftovers can no longer be written: dead)."""
+    runs: dict[str, float | None] = {}
+    for name in client.scan_iter(match=f"{NAMESPACE}:*", count=batch):
+        parts = name.decode(errors="replace").split(":", 2)
+        if len(parts) == 3:
+            runs.setdefault(parts[1], None)
+    for run_id in list(runs):
+        started = client.get(run_prefix(run_id) + RUN_KEY)
+        try:
+            runs[run_id] = float(started) if started is not None else None
+        except ValueError:
+            runs[run_id] = None
+    return runs
 
 
 class RedisStore:
@@ -158,14 +249,38 @@ class RedisStore:
         From `connect`; shared by all stores of a process (it holds a connection pool).
     run_id : str
         The run's id; keys are ``faasdag:<run_id>:<name>``.
+    ttl_s : float
+        Every key this store writes expires after this many seconds (default 24 h).
+    writer : (worker id, attempt), optional
+        The worker whose writes this store makes: they are fenced by its attempt. None for the
+        client (its writes check only that the run is live and not cancelled).
+    large_value_bytes : int
+        A value larger than this is stored as a stream of chunks (Redis refuses values above
+        512 MB); default 256 MiB.
     """
 
-    def __init__(self, client: redis.Redis, run_id: str):
+    def __init__(
+        self,
+        client: redis.Redis,
+        run_id: str,
+        *,
+        ttl_s: float = DEFAULT_TTL_S,
+        writer: tuple[str, int] | None = None,
+        large_value_bytes: int = LARGE_VALUE_BYTES,
+    ):
         if not run_id or ":" in run_id:
             raise ValueError(f"run id {run_id!r} must be non-empty and contain no ':'")
+        if not ttl_s > 0:
+            raise ValueError(f"ttl_s={ttl_s!r} must be > 0 (seconds a run's keys live)")
         self.client = client
         self.run_id = run_id
         self.prefix = run_prefix(run_id)
+        self.ttl_ms = max(int(ttl_s * 1000), 1)
+        self.writer = writer
+        self.large_value_bytes = min(large_value_bytes, LARGE_VALUE_BYTES)
+        self._script = client.register_script(FENCED_WRITE)
+        fence = self.key(f"attempt:{writer[0]}") if writer else self.key(RUN_KEY)
+        self._keys = [self.key(RUN_KEY), self.key(CANCEL_KEY), fence]
 
     def key(self, name: str) -> str:
         """The Redis key of run-local name `name`."""
@@ -177,25 +292,103 @@ class RedisStore:
     def _channel(self, channel: str) -> str:
         return self.key(f"chan:{channel}")
 
+    def _write(self, *commands: tuple[Any, ...], ttl: bool = True, client: Any = None) -> list:
+        """Apply `commands` (``(name, key, *args)``, keys already prefixed) in one fenced
+        script call; every key written expires after the run's ttl unless ``ttl=False`` or the
+        command is a PUBLISH. Returns their replies.
+
+        Raises
+        ------
+        WriteRefused
+            If the run is gone or cancelled, or this writer's attempt was superseded.
+        """
+        attempt = self.writer[1] if self.writer else -1
+        args: list[Any] = [attempt]
+        for command in commands:
+            expires = ttl and command[0] not in ("PUBLISH", "DEL", "SCARD")
+            args += [len(command), self.ttl_ms if expires else 0, *command]
+        reply = self._script(keys=self._keys, args=args, client=client)
+        if isinstance(reply, int):
+            self._refused(reply, commands)
+        return reply
+
+    def _refused(self, status: int, commands: tuple[tuple[Any, ...], ...]) -> None:
+        who = f"worker {self.writer[0]!r} (attempt {self.writer[1]})" if self.writer else "client"
+        key = commands[0][1] if commands else "?"
+        if isinstance(key, bytes):
+            key = key.decode(errors="replace")
+        key = str(key).removeprefix(self.prefix)
+        if status == -1:
+            reason, why = "gone", "its keys are gone (cleaned up, expired, or Redis restarted)"
+        elif status == -2:
+            reason, why = "cancelled", "it was cancelled (ended, failed or stopped)"
+        else:
+            reason, why = "superseded", "a retry of this worker has started"
+        raise WriteRefused(f"run {self.run_id!r}: write of {key!r} by {who} refused: {why}", reason)
+
     # -- run lifetime ---------------------------------------------------------------------
 
     def begin(self) -> None:
-        """Mark the run as live; `alive` turns False if Redis loses the run's keys."""
-        self.client.set(self.key("_run"), b"1")
+        """Mark the run as live (its marker holds the start, seconds since the epoch); `alive`
+        turns False if Redis loses the run's keys.
+
+        Raises
+        ------
+        RunIdInUse
+            If a run with this id is live in this Redis.
+        """
+        if not self.client.set(self.key(RUN_KEY), repr(time.time()), nx=True, px=self.ttl_ms):
+            raise RunIdInUse(f"a run with id {self.run_id!r} is live in this Redis already")
 
     def alive(self) -> bool:
-        return bool(self.client.exists(self.key("_run")))
+        return bool(self.client.exists(self.key(RUN_KEY)))
+
+    def cancel(self) -> None:
+        """Set the run's cancel flag: every later write of its workers is refused, and workers
+        waiting for an input stop."""
+        self.client.set(self.key(CANCEL_KEY), b"1", px=self.ttl_ms)
 
     def cleanup(self) -> int:
         """Delete every key of this run; returns how many were deleted."""
         return cleanup(self.client, self.run_id)
 
+    # -- attempts and liveness ------------------------------------------------------------
+
+    def next_attempt(self, worker_id: str) -> int:
+        """Fence off worker `worker_id`'s current attempt; returns the new attempt number
+        (from then on only writes of that attempt are applied)."""
+        key = self.key(f"attempt:{worker_id}")
+        pipe = self.client.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.pexpire(key, self.ttl_ms)
+        attempt, _ = pipe.execute()
+        return int(attempt)
+
+    def heartbeat(self, ttl_ms: int, *, client: Any = None) -> None:
+        """Refresh this writer's heartbeat key for `ttl_ms` (fenced: a superseded attempt's
+        heartbeat is refused, so it never looks alive)."""
+        worker_id, attempt = self.writer or ("client", -1)
+        self._write(
+            ("SET", self.key(f"hb:{worker_id}"), attempt, "PX", int(ttl_ms)), ttl=False,
+            client=client,
+        )  # fmt: skip
+
+    def heartbeats(self, worker_ids: list[str]) -> list[int | None]:
+        """The attempt each worker's live heartbeat holds, None where it has expired."""
+        if not worker_ids:
+            return []
+        values = self.client.mget([self.key(f"hb:{w}") for w in worker_ids])
+        return [None if v is None else int(v) for v in values]
+
     # -- values ---------------------------------------------------------------------------
 
     def put(self, name: str, value: Any) -> int:
-        """Store `value` at `name`; returns the stored bytes."""
+        """Store `value` at `name`; returns the stored bytes (a value too large for one Redis
+        value is stored as a stream of chunks, which `get` reads back alike)."""
         blob = dumps(value)
-        self.client.set(self.key(name), blob)
+        if len(blob) > self.large_value_bytes:
+            return self._put_chunks(name, blob, LARGE_VALUE_CHUNK_BYTES)
+        self._write(("SET", self.key(name), blob))
         return len(blob)
 
     def get(self, name: str) -> tuple[Any, int]:
@@ -222,18 +415,20 @@ class RedisStore:
 
         A reader already waiting in `stream_get` reads each chunk as soon as it is added.
         """
-        blob = dumps(value)
+        return self._put_chunks(name, dumps(value), chunk_bytes, batch=batch)
+
+    def _put_chunks(self, name: str, blob: bytes, chunk_bytes: int, *, batch: int = 4) -> int:
         stream = self.key(f"stream:{name}")
-        chunks = [blob[i : i + chunk_bytes] for i in range(0, len(blob), chunk_bytes)] or [b""]
+        view = memoryview(blob)
+        chunks = [view[i : i + chunk_bytes] for i in range(0, len(blob), chunk_bytes)] or [b""]
         for start in range(0, len(chunks), batch):
-            pipe = self.client.pipeline(transaction=False)
-            for chunk in chunks[start : start + batch]:
-                pipe.xadd(stream, {"d": chunk})
-            pipe.execute()
-        pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(stream, {"end": b"1"})
-        pipe.set(self.key(name), _STREAM_REF + stream.encode())
-        pipe.execute()
+            self._write(
+                *(("XADD", stream, "*", "d", bytes(c)) for c in chunks[start : start + batch])
+            )
+        self._write(
+            ("XADD", stream, "*", "end", b"1"),
+            ("SET", self.key(name), _STREAM_REF + stream.encode()),
+        )
         return len(blob)
 
     def stream_get(self, name: str, *, timeout_s: float, block_ms: int = 200) -> tuple[Any, int]:
@@ -274,30 +469,30 @@ class RedisStore:
                     )
 
     def put_blob(self, name: str, blob: bytes) -> None:
-        self.client.set(self.key(name), blob)
+        self._write(("SET", self.key(name), blob))
 
     def get_blob(self, name: str) -> bytes | None:
         return self.client.get(self.key(name))
 
-    def put_and_publish(self, name: str, value: Any, channel: str) -> int:
-        """Store `value` at `name` and announce it on `channel`, in one transaction; returns
-        the stored bytes (a whole-value stream: see the README)."""
-        blob = dumps(value)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.key(name), blob)
-        pipe.set(self._marker(channel), b"")
-        pipe.publish(self._channel(channel), b"")
-        pipe.execute()
-        return len(blob)
-
     def get_small(self, name: str) -> Any:
-        """A marker or counter at `name`: its value, an int for a counter, None when absent."""
+        """A marker or counter at `name`: its value, an int for a counter, None when absent.
+
+        Raises
+        ------
+        StoreError
+            If it is neither a faasdag value nor an integer (names `name`).
+        """
         blob = self.client.get(self.key(name))
         if blob is None:
             return None
         if blob[:1] == _HEADER:
             return loads(blob, name)
-        return int(blob)
+        try:
+            return int(blob)
+        except ValueError:
+            raise StoreError(
+                f"value at {name!r} is neither a faasdag value nor a counter"
+            ) from None
 
     def started(self) -> dict[str, Any]:
         """Every start claim of the run: worker id -> (claimer, "invoke" | "take")."""
@@ -309,17 +504,15 @@ class RedisStore:
         return claims
 
     def count_member(self, name: str, member: str) -> int:
-        """Atomically add `member` to the counter set `name` (SADD + SCARD in one transaction);
+        """Atomically add `member` to the counter set `name` (SADD + SCARD in one script);
         returns the number of distinct members. Counting a member twice changes nothing."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.sadd(self.key(name), member)
-        pipe.scard(self.key(name))
-        _added, size = pipe.execute()
+        _added, size = self._write(("SADD", self.key(name), member), ("SCARD", self.key(name)))
         return int(size)
 
     def set_if_absent(self, name: str, value: Any = 1) -> bool:
         """Set `name` unless it exists (SET NX); True if this call set it."""
-        return bool(self.client.set(self.key(name), dumps(value), nx=True))
+        (reply,) = self._write(("SET", self.key(name), dumps(value), "NX"))
+        return bool(reply)
 
     def exists(self, name: str) -> bool:
         return bool(self.client.exists(self.key(name)))
@@ -328,27 +521,36 @@ class RedisStore:
 
     def publish(self, channel: str, message: str = "") -> None:
         """Leave the marker of `channel` and publish `message` on it, in one transaction."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self._marker(channel), message.encode())
-        pipe.publish(self._channel(channel), message.encode())
-        pipe.execute()
+        self._write(
+            ("SET", self._marker(channel), message.encode()),
+            ("PUBLISH", self._channel(channel), message.encode()),
+        )
 
     def check(self, channels: list[str]) -> tuple[list[bool], bool, bytes | None]:
-        """(marker of each channel present, run alive, failure blob or None), in one round trip."""
+        """(marker of each channel present, run alive, failure blob or None), in one round trip.
+
+        Raises
+        ------
+        RunCancelled
+            If the run's cancel flag is set (it ended, failed or was stopped).
+        """
         pipe = self.client.pipeline(transaction=False)
         for channel in channels:
             pipe.exists(self._marker(channel))
-        pipe.exists(self.key("_run"))
+        pipe.exists(self.key(RUN_KEY))
+        pipe.exists(self.key(CANCEL_KEY))
         pipe.get(self.key("_failure"))
-        *sent, alive, failure = pipe.execute()
+        *sent, alive, cancelled, failure = pipe.execute()
+        if cancelled and failure is None:
+            raise RunCancelled(f"run {self.run_id!r} was cancelled (it ended or was stopped)")
         return [bool(x) for x in sent], bool(alive), failure
 
     def fail(self, failure: Any) -> None:
         """Record the run's first failure and announce it to every waiter."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.key("_failure"), dumps(failure), nx=True)
-        pipe.publish(self._channel(FAILURE_CHANNEL), b"")
-        pipe.execute()
+        self._write(
+            ("SET", self.key("_failure"), dumps(failure), "NX"),
+            ("PUBLISH", self._channel(FAILURE_CHANNEL), b""),
+        )
 
     def failure(self) -> Any | None:
         blob = self.client.get(self.key("_failure"))
@@ -361,7 +563,12 @@ class RedisStore:
     # -- logs -----------------------------------------------------------------------------
 
     def append_log(self, name: str, blob: bytes) -> None:
-        self.client.rpush(self.key(name), blob)
+        self._write(("RPUSH", self.key(name), blob))
+
+    def finish(self, name: str, blob: bytes) -> None:
+        """Append this worker's log to `name` and drop its heartbeat, in one fenced write."""
+        worker_id = self.writer[0] if self.writer else "client"
+        self._write(("RPUSH", self.key(name), blob), ("DEL", self.key(f"hb:{worker_id}")))
 
     def read_log(self, name: str, start: int = 0) -> list[bytes]:
         return list(self.client.lrange(self.key(name), start, -1))

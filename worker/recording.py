@@ -88,6 +88,7 @@ class _WorkerTimes:
     startup_ms: float
     invoked_ms: float
     ready_ms: float
+    attempt: int = 0
     end_ms: float = math.nan
     ran_task: bool = False
 
@@ -128,9 +129,13 @@ class TraceRecorder:
         startup_ms: float,
         invoked_ms: float,
         ready_ms: float,
+        attempt: int = 0,
     ) -> None:
-        """A container for `worker_id` is running its logic from `ready_ms`."""
-        self._workers[worker_id] = _WorkerTimes(config, startup, startup_ms, invoked_ms, ready_ms)
+        """A container for `worker_id` is running its logic from `ready_ms` (`attempt` 0 for
+        the first try, +1 per retry)."""
+        self._workers[worker_id] = _WorkerTimes(
+            config, startup, startup_ms, invoked_ms, ready_ms, attempt
+        )
 
     def worker_prewarmed(self, worker_id: str) -> None:
         """The worker's warm start is owed to a pre-warm: recorded as startup 'prewarmed'."""
@@ -230,7 +235,7 @@ class TraceRecorder:
             "worker_id": times.worker_id,
             "memory_mb": config.memory_mb,
             "cpus": config.cpus,
-            "attempt": 0,
+            "attempt": worker.attempt if worker is not None else 0,
             "ready_ms": ready_ms,
             "start_ms": start_ms,
             "inputs_done_ms": times.inputs_done_ms if downloaded else times.exec_start_ms,

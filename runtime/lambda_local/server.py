@@ -8,6 +8,7 @@ Endpoints (Lambda API version 2015-03-31, JSON over HTTP on loopback):
   ``DryRun`` (204).
 - ``POST /2015-03-31/functions`` (CreateFunction), ``GET /2015-03-31/functions/{name}``
   (GetFunction), ``PUT /2015-03-31/functions/{name}/code`` (UpdateFunctionCode),
+  ``PUT /2015-03-31/functions/{name}/configuration`` (UpdateFunctionConfiguration),
   ``PUT /2019-09-25/functions/{name}/event-invoke-config`` (recorded only): enough for the
   deployer; a zip is unpacked and run as the function's code.
 
@@ -494,6 +495,10 @@ def _invoke_api(emulator: LambdaEmulator) -> type[BaseHTTPRequestHandler]:
                     self._reply(204, b"")
                 elif method == "PUT" and len(parts) == 2 and parts[1] == "code":
                     self._reply(200, self._update_code(parts[0], json.loads(body or b"{}")))
+                elif method == "PUT" and len(parts) == 2 and parts[1] == "configuration":
+                    self._reply(
+                        200, self._update_configuration(parts[0], json.loads(body or b"{}"))
+                    )
                 else:
                     raise LambdaAPIError(404, "UnknownOperationException", f"no route {path}")
             except LambdaAPIError as err:
@@ -542,6 +547,25 @@ def _invoke_api(emulator: LambdaEmulator) -> type[BaseHTTPRequestHandler]:
                 role=old.role,
                 runtime=old.runtime,
                 code_sha256=_sha256(code),
+            )
+            return json.dumps(function.description(emulator.region)).encode()
+
+        def _update_configuration(self, raw_name: str, spec: dict[str, Any]) -> bytes:
+            """UpdateFunctionConfiguration: memory, timeout, handler and environment; new
+            containers start with them (idle ones are stopped, as a code update does)."""
+            old = emulator.function(raw_name)
+            environment = spec.get("Environment", {}).get("Variables", old.environment)
+            function = emulator.add_function(
+                old.name,
+                int(spec.get("MemorySize", old.memory_mb)),
+                code_dir=old.code_dir,
+                handler=spec.get("Handler", old.handler),
+                timeout_s=float(spec.get("Timeout", old.timeout_s)),
+                environment=dict(environment),
+                extra_paths=old.extra_paths,
+                role=spec.get("Role", old.role),
+                runtime=spec.get("Runtime", old.runtime),
+                code_sha256=old.code_sha256,
             )
             return json.dumps(function.description(emulator.region)).encode()
 

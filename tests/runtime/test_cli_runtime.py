@@ -36,8 +36,10 @@ def test_execute_rejects_an_unknown_workflow(capsys):
     assert "nope" in capsys.readouterr().err
 
 
-def test_lambda_local_serves_and_execute_runs_on_it(redis_url, tmp_path):
-    """`faasdag lambda-local` in a subprocess serves the functions `execute` invokes."""
+def test_lambda_local_serves_and_execute_runs_on_it(redis_url, tmp_path, monkeypatch):
+    """`faasdag lambda-local` in a subprocess serves the functions `execute` invokes; both
+    take the Redis URL from FAASDAG_REDIS_URL (never from a payload or the process list)."""
+    monkeypatch.setenv("FAASDAG_REDIS_URL", redis_url)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", "lambda-local", "--port", "0", "--memory", "1024"],
@@ -54,7 +56,7 @@ def test_lambda_local_serves_and_execute_runs_on_it(redis_url, tmp_path):
         out = tmp_path / "run"
         code = main([
             "execute", "tree_reduction", "--backend", "lambda", "--endpoint-url", endpoint,
-            "--configs", "1024", "--redis-url", redis_url, "--out", str(out), "--no-plots",
+            "--configs", "1024", "--out", str(out), "--no-plots",
         ])  # fmt: skip
         assert code == 0
         traces = TraceSet.read(out)

@@ -17,9 +17,11 @@ from planners import PLANNERS, ProfilesPredictor, get_planner
 from runtime.client import run
 from runtime.errors import RemoteTaskError, WorkerLost
 from runtime.inprocess import run_in_process
-from runtime.lambda_backend import BACKEND_ENV, WARMUP_PAYLOAD, LambdaBackend
+from runtime.lambda_backend import BACKEND_ENV, LambdaBackend, warmup_payload
 from runtime.lambda_deploy import deploy, iam_policy, package
 from runtime.lambda_local import LambdaEmulator
+from runtime.redis_driver import REDIS_URL_ENV
+from runtime.signing import SIGNING_KEY_ENV, signing_key
 from sim.simulate import simulate
 from traces.io import TraceSet
 from traces.profiles import FixedProfiles
@@ -27,6 +29,8 @@ from traces.profiles import FixedProfiles
 SUPPORT = str(Path(__file__).resolve().parents[1] / "support")
 CFG = ResourceConfig(1024)
 BIG = ResourceConfig(2048)
+#: Liveness settings that notice a dead worker within about a second.
+FAST_LIVENESS = {"heartbeat_ttl_s": 1.0, "check_interval_s": 0.2, "timeout_s": 30}
 
 
 def lambda_client(emulator, attempts=1):
@@ -41,14 +45,18 @@ def lambda_client(emulator, attempts=1):
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    """An emulator with faasdag functions at 1024 and 2048 MB."""
+def emulator(tmp_path_factory, redis_server):
+    """An emulator with faasdag functions at 1024 and 2048 MB, whose environment names the
+    test Redis (as the deployer sets it); the signing key is the suite's (tests/conftest.py)."""
     with LambdaEmulator(
         max_concurrency=24, keep_alive_s=120, log_dir=tmp_path_factory.mktemp("lambda-logs")
     ) as emu:
         for config in (CFG, BIG):
             emu.add_function(
-                f"faasdag-{config.memory_mb}", config.memory_mb, extra_paths=(SUPPORT,)
+                f"faasdag-{config.memory_mb}",
+                config.memory_mb,
+                extra_paths=(SUPPORT,),
+                environment={REDIS_URL_ENV: redis_server.url},
             )
         emu.add_function("echo", 512, handler="lambda_test_handlers.echo", extra_paths=(SUPPORT,))
         emu.add_function("fail", 512, handler="lambda_test_handlers.fail", extra_paths=(SUPPORT,))
@@ -269,15 +277,17 @@ def test_task_exception_on_the_emulator_reaches_the_client(emulator, redis_url):
 
 
 def test_killed_worker_is_reinvoked_and_the_run_completes(emulator, redis_url):
-    """A worker process killed mid-task is detected by timeout and re-invoked; the run
-    completes with the right result and every output stored once."""
+    """A worker process killed mid-task is detected by its expired heartbeat and re-invoked;
+    the run completes with the right result and every output stored once."""
     workflow = build(rt.add(rt.slow(1, 2.0), rt.number(2)))
     plan = Plan({t: Placement("w-" + t.split("-")[0], CFG) for t in workflow.dag})
     killer = threading.Thread(
         target=lambda: _wait_busy(emulator, "faasdag-1024", payload_has=b'"w-slow"').process.kill()
     )
     killer.start()
-    result = run_on(emulator, workflow, plan, redis_url=redis_url, timeout_s=4, settle_timeout_s=2)
+    result = run_on(
+        emulator, workflow, plan, redis_url=redis_url, settle_timeout_s=2, **FAST_LIVENESS
+    )
     killer.join()
     assert result.value == 3
     assert sorted(result.uploads) == sorted(set(result.uploads))
@@ -285,7 +295,7 @@ def test_killed_worker_is_reinvoked_and_the_run_completes(emulator, redis_url):
 
 
 def test_a_run_that_stays_stalled_ends_in_worker_lost(emulator, redis_url):
-    """With no retries left, a killed worker ends the run by timeout, naming the worker."""
+    """With no retries left, a killed worker ends the run, naming the worker."""
     workflow = build(rt.add(rt.slow(1, 2.0), rt.number(2)))
     plan = Plan({t: Placement("w-" + t.split("-")[0], CFG) for t in workflow.dag})
     killer = threading.Thread(
@@ -298,9 +308,9 @@ def test_a_run_that_stays_stalled_ends_in_worker_lost(emulator, redis_url):
             workflow,
             plan,
             redis_url=redis_url,
-            timeout_s=4,
             settle_timeout_s=0.2,
             retries=0,
+            **FAST_LIVENESS,
         )
     killer.join()
 
@@ -312,7 +322,11 @@ def test_deployer_packages_creates_updates_and_the_functions_run(redis_url, tmp_
     )
     with LambdaEmulator(keep_alive_s=60) as emu:
         names = deploy(
-            zip_path, [CFG], role_arn="arn:aws:iam::0:role/x", endpoint_url=emu.endpoint_url
+            zip_path,
+            [CFG],
+            role_arn="arn:aws:iam::0:role/x",
+            endpoint_url=emu.endpoint_url,
+            redis_url="redis://127.0.0.1:9/0",
         )
         assert names == ["faasdag-1024"]
         assert emu.event_invoke_configs["faasdag-1024"]["MaximumRetryAttempts"] == 0
@@ -320,7 +334,17 @@ def test_deployer_packages_creates_updates_and_the_functions_run(redis_url, tmp_
         # Its containers make the runs' Lambda client when they start (the same descriptor).
         environment = emu.functions["faasdag-1024"].environment
         assert json.loads(environment[BACKEND_ENV]) == LambdaBackend(emu.endpoint_url).descriptor
-        assert deploy(zip_path, [CFG], role_arn="r", endpoint_url=emu.endpoint_url) == names
+        # The store's URL and the signing key reach workers through their environment only.
+        assert environment[REDIS_URL_ENV] == "redis://127.0.0.1:9/0"
+        assert environment[SIGNING_KEY_ENV].encode() == signing_key()
+        # A redeploy updates the code and the variables, keeping the function's others.
+        emu.functions["faasdag-1024"].environment["MINE"] = "1"
+        redeployed = deploy(
+            zip_path, [CFG], role_arn="r", endpoint_url=emu.endpoint_url, redis_url=redis_url
+        )
+        assert redeployed == names
+        environment = emu.functions["faasdag-1024"].environment
+        assert environment[REDIS_URL_ENV] == redis_url and environment["MINE"] == "1"
         plan = None
         workflow = build(rt.add(rt.number(20), rt.number(22)))
         plan = Plan({t: Placement(None, CFG) for t in workflow.dag})
@@ -367,17 +391,10 @@ def test_warmup_ping_prepares_the_backend_and_holds_its_container(emulator):
     """A warm-up ping carrying the run's backend makes its client in the container (and
     imports the modules it lists); with hold_ms, concurrent pings reach as many distinct
     containers."""
-    from runtime.lambda_backend import WARMUP_PAYLOAD, LambdaBackend
-
     backend = LambdaBackend(endpoint_url=emulator.endpoint_url)
     assert backend._client is None  # made on first use only
     function = emulator.functions["faasdag-2048"]
-    ping = {
-        **WARMUP_PAYLOAD,
-        "backend": backend.descriptor,
-        "hold_ms": 300,
-        "imports": ["dag.examples.gemm"],
-    }
+    ping = warmup_payload(backend=backend.descriptor, hold_ms=300, imports=["dag.examples.gemm"])
     client = lambda_client(emulator)
     bodies = []
     threads = [
@@ -398,7 +415,7 @@ def test_warmup_ping_prepares_the_backend_and_holds_its_container(emulator):
     backend.prepare()
     assert backend._client is not None
     # A ping's imports must exist: the error names the module.
-    _, body = invoke(client, function.name, {**WARMUP_PAYLOAD, "imports": ["dag.no_such"]})
+    _, body = invoke(client, function.name, warmup_payload(imports=["dag.no_such"]))
     assert "dag.no_such" in body["errorMessage"]
 
 
@@ -408,7 +425,7 @@ def test_event_invokes_of_one_backend_reuse_one_connection(emulator):
     backend.prepare()
     before = emulator.stats.connections
     for _ in range(6):
-        backend.invoke(WARMUP_PAYLOAD, BIG)
+        backend.invoke(warmup_payload(), BIG)
     assert emulator.stats.connections - before == 1
 
 
@@ -427,7 +444,7 @@ def test_malformed_backend_variable_fails_the_container_start_naming_it():
     the invocation's error names the variable (not a late failure inside a worker)."""
     with LambdaEmulator(keep_alive_s=30) as emu:
         emu.add_function("faasdag-1024", 1024, environment={BACKEND_ENV: "{bad"})
-        response, body = invoke(lambda_client(emu), "faasdag-1024", {"faasdag": 1, "warmup": True})
+        response, body = invoke(lambda_client(emu), "faasdag-1024", warmup_payload())
     assert response["FunctionError"] == "Unhandled" and body["errorType"] == "ValueError"
     assert BACKEND_ENV in body["errorMessage"]
 

@@ -178,7 +178,7 @@ def test_unknown_effect_names_itself(redis_url):
     dag = DAG([Task("a", "f")])
     schedule = Schedule.build(dag, Plan({"a": Placement("w", CFG)}))
     store = RedisStore(connect(redis_url), "unknown-effect")
-    ref = RunRef("unknown-effect", redis_url, time.time())
+    ref = RunRef("unknown-effect", time.time())
     driver = RedisDriver(RunContext(schedule, lambda t, i: 1), store, None, ref, _Null())
 
     def logic():

@@ -29,6 +29,7 @@ def test_none_is_a_stored_value(store):
 def test_keys_are_namespaced_by_run_and_cleanup_deletes_them(store, redis_url):
     """Every key of a run is under faasdag:<run_id>: and cleanup removes all of them only."""
     other = RedisStore(store.client, store.run_id + "x")
+    other.begin()
     store.put("out:a", 1)
     store.count_member("deps:b", "a")
     other.put("out:a", 2)
