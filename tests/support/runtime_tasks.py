@@ -55,3 +55,25 @@ def slow(value: int, seconds: float) -> int:
 @task
 def pid(_: object = None) -> int:
     return os.getpid()
+
+
+@task
+def freeze_once(value: int, marker: str, seconds: float) -> int:
+    """The first time: the worker goes silent (its heartbeat stops, as when its process is
+    frozen or cut off) for `seconds`, then returns; later calls return at once. A local-thread
+    worker's only way to 'die' and come back: its late writes must be refused."""
+    import threading
+    from pathlib import Path
+
+    from runtime.liveness import heartbeats
+
+    if not Path(marker).exists():
+        Path(marker).write_text("frozen")
+        me = threading.current_thread().name  # the local backend names threads by worker id
+        beats = heartbeats()
+        with beats._lock:
+            for token, (store, _ttl, _due) in list(beats._beats.items()):
+                if store.writer and store.writer[0] == me:
+                    del beats._beats[token]
+        time.sleep(seconds)
+    return value
