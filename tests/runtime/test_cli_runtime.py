@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,3 +66,64 @@ def test_lambda_local_serves_and_execute_runs_on_it(redis_url, tmp_path, monkeyp
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_two_identical_executes_at_once_on_one_redis(redis_url, tmp_path, monkeypatch):
+    """The same `faasdag execute` twice at once against one Redis: each real run has its own
+    id (the cell's id and a random suffix), both succeed with every task row."""
+    monkeypatch.setenv("FAASDAG_REDIS_URL", redis_url)  # restored after both threads set it
+    codes = {}
+
+    def execute(name):
+        out = tmp_path / name
+        codes[name] = main([
+            "execute", "tree_reduction", "--backend", "local", "--planners", "wukong",
+            "--redis-url", redis_url, "--out", str(out), "--no-plots",
+        ])  # fmt: skip
+
+    threads = [threading.Thread(target=execute, args=(n,)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert codes == {"a": 0, "b": 0}
+    runs = [TraceSet.read(tmp_path / n) for n in ("a", "b")]
+    ids = {r.runs["run_id"].iloc[0] for r in runs}
+    assert len(ids) == 2 and all(i.startswith("c") for i in ids)
+    assert len(runs[0].tasks) == len(runs[1].tasks) > 0
+
+
+def test_execute_refuses_a_redis_it_cannot_reach_without_showing_its_password(capsys):
+    """An unreachable Redis is one line, exit 2, naming it with the password masked."""
+    assert main(["execute", "svd", "--redis-url", "redis://u:s3cret@127.0.0.1:1/0"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "127.0.0.1:1" in err and "s3cret" not in err
+
+
+def test_cleanup_removes_one_run_or_runs_older_than_an_age(redis_url, capsys):
+    """`faasdag cleanup RUN_ID` cancels and deletes one run's keys; `--older-than` every run
+    started earlier (and dead leftovers without a marker); bad arguments are one line, exit 2."""
+    import redis as redis_py
+
+    from runtime.store import RedisStore, connect
+
+    client = connect(redis_url)
+    old, new = RedisStore(client, "cleanup-old"), RedisStore(client, "cleanup-new")
+    for store in (old, new):
+        store.begin()
+        store.put("out:a", 1)
+    client.set(old.key("_run"), repr(time.time() - 7200))
+    client.set("faasdag:cleanup-dead:out:a", b"x", ex=60)  # a leftover without its marker
+    assert main(["cleanup", "--older-than", "1h", "--redis-url", redis_url]) == 0
+    printed = capsys.readouterr().out.split()
+    assert "cleanup-old" in printed and "cleanup-dead" in printed and "cleanup-new" not in printed
+    raw = redis_py.Redis.from_url(redis_url)
+    assert raw.keys("faasdag:cleanup-old:*") == [] and raw.keys("faasdag:cleanup-dead:*") == []
+    assert main(["cleanup", "cleanup-new", "--redis-url", redis_url]) == 0
+    assert raw.keys("faasdag:cleanup-new:*") == []
+    for bad in (["cleanup"], ["cleanup", "x", "--older-than", "1h"],
+                ["cleanup", "--older-than", "soon", "--redis-url", redis_url],
+                ["cleanup", "nope", "--redis-url", redis_url]):  # fmt: skip
+        capsys.readouterr()
+        assert main(bad) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
