@@ -157,3 +157,54 @@ def test_streamed_none_is_a_value(store):
     store.stream_put("out:n", None, chunk_bytes=8)
     assert store.stream_get("out:n", timeout_s=5)[0] is None
     assert store.get("out:n")[0] is None
+
+
+def test_a_value_too_large_for_one_redis_value_is_stored_in_chunks(redis_url):
+    """Above `large_value_bytes` (256 MiB by default, Redis refuses 512 MB) a value is stored
+    as a stream of chunks under the same name, and read back alike."""
+    import numpy as np
+
+    client = connect(redis_url)
+    store = RedisStore(client, f"big{time.time_ns()}", large_value_bytes=4096)
+    store.begin()
+    value = np.arange(20_000, dtype=np.float64)
+    stored = store.put("out:a", value)
+    assert stored > 4096 and client.get(store.key("out:a"))[:1] == b"\x02"
+    assert client.xlen(store.key("stream:out:a")) >= 2
+    back, nbytes = store.get("out:a")
+    assert np.array_equal(back, value) and nbytes == stored
+    store.cleanup()
+
+
+def test_every_key_a_store_writes_expires(store):
+    """Values, counters, markers, claims and logs all get the run's ttl."""
+    store.put("out:a", 1)
+    store.count_member("deps:b", "a")
+    store.set_if_absent("started:w", ("client", "invoke"))
+    store.publish("done:a")
+    store.append_log("_log", dumps([]))
+    store.cancel()
+    keys = store.client.keys(store.key("*"))
+    assert len(keys) == 7 and all(store.client.pttl(k) > 0 for k in keys)
+
+
+def test_a_superseded_or_cancelled_writer_is_refused(store):
+    """A worker's write is refused once a retry took a new attempt, and every write once the
+    run is cancelled or its keys are gone; the store is left as it was."""
+    from runtime.store import WriteRefused
+
+    worker = RedisStore(store.client, store.run_id, writer=("w", 0))
+    worker.put("out:a", 1)
+    assert store.next_attempt("w") == 1
+    with pytest.raises(WriteRefused, match="retry") as refused:
+        worker.put("out:a", 2)
+    assert refused.value.reason == "superseded" and store.get("out:a")[0] == 1
+    retry = RedisStore(store.client, store.run_id, writer=("w", 1))
+    retry.put("out:b", 3)
+    store.cancel()
+    with pytest.raises(WriteRefused, match="cancelled"):
+        retry.put("out:c", 4)
+    store.cleanup()
+    with pytest.raises(WriteRefused, match="gone"):
+        retry.put("out:d", 5)
+    assert store.client.keys(store.key("*")) == []
