@@ -50,7 +50,11 @@ def main() -> None:
     start = time.perf_counter()
     with local_redis() as redis, LambdaEmulator(max_concurrency=24, keep_alive_s=300) as emulator:
         for config in CONFIGS:
-            emulator.add_function(f"faasdag-{config.memory_mb}", config.memory_mb)
+            emulator.add_function(
+                f"faasdag-{config.memory_mb}",
+                config.memory_mb,
+                environment={"FAASDAG_REDIS_URL": redis.url},
+            )
         for name in sorted(EXAMPLES):
             example = build_example(name)
             for label, plan in cases(example):

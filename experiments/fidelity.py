@@ -271,7 +271,9 @@ class Bench:
                 f"faasdag-{memory_mb}",
                 memory_mb,
                 # A container makes the runs' Lambda client when it starts, not in a run.
-                environment=backend_environment(self.emulator.endpoint_url),
+                environment=backend_environment(
+                    self.emulator.endpoint_url, redis_url=self.redis_url
+                ),
             )
         return self
 

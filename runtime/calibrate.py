@@ -910,7 +910,7 @@ def calibrate_local(
             emulator.add_function(
                 f"faasdag-{DEFAULT_MEMORY_MB[0]}",
                 DEFAULT_MEMORY_MB[0],
-                environment=backend_environment(emulator.endpoint_url),
+                environment=backend_environment(emulator.endpoint_url, redis_url=redis_url),
             )
             samples.update(bench_worker_overheads(emulator.endpoint_url, redis_url))
         samples["host_parallelism"].append(measure_host_parallelism())

@@ -184,12 +184,22 @@ def release_connection(response: dict[str, Any]) -> bytes:
 
 
 def backend_environment(
-    endpoint_url: str | None = None, region_name: str = "us-east-1", prefix: str = "faasdag"
+    endpoint_url: str | None = None,
+    region_name: str = "us-east-1",
+    prefix: str = "faasdag",
+    *,
+    redis_url: str | None = None,
 ) -> dict[str, str]:
     """Environment variables for a function whose workers invoke others through this backend
-    (`BACKEND_ENV`): its containers make the backend's client when they start."""
+    (`BACKEND_ENV`): its containers make the backend's client when they start. With
+    `redis_url`, also the store its workers use (``FAASDAG_REDIS_URL``: never in a payload)."""
     backend = LambdaBackend(endpoint_url, region_name, prefix)
-    return {BACKEND_ENV: json.dumps(backend.descriptor, sort_keys=True)}
+    variables = {BACKEND_ENV: json.dumps(backend.descriptor, sort_keys=True)}
+    if redis_url is not None:
+        from runtime.redis_driver import REDIS_URL_ENV
+
+        variables[REDIS_URL_ENV] = redis_url
+    return variables
 
 
 def prepare_configured_backend(environ: Mapping[str, str] | None = None) -> None:
