@@ -1,13 +1,19 @@
 """The `faasdag` command line: one subcommand per researcher task.
 
-Bad input exits with status 2 and one clear line on stderr naming the culprit.
+Bad input exits with status 2 and one clear line on stderr naming the culprit. SIGTERM and
+SIGINT (Ctrl-C) stop a command cleanly: the `with` and `finally` blocks on the way out stop
+what it started (a private redis-server, worker processes) and remove its temporary folders,
+then one line goes to stderr and the exit status is 128 + the signal number (143, 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 
@@ -66,16 +72,9 @@ def _add_runtime_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_lambda_local(args: argparse.Namespace) -> int:
-    import logging
-    import signal
-
     from runtime.lambda_local import LambdaEmulator
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-
+    # SIGTERM reaches serve_forever as a KeyboardInterrupt (`main`'s handler): it stops cleanly.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         emulator = LambdaEmulator(
@@ -105,18 +104,92 @@ def _cmd_dag_show(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT, raised in the main thread so that every `with` and `finally` block
+    on the way out runs (a KeyboardInterrupt, so that no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopOnSignals:
+    """SIGTERM and SIGINT handlers of one `main` call: the first signal raises `_Interrupted`
+    and quiets the log and the threads (errors of a run being torn down are not news); later
+    ones are ignored, so that a second Ctrl-C cannot cut the clean-up short. `restore` puts
+    the previous handlers back (`main` may run inside a test process)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.fired = False
+        self.previous: dict[int, object] = {}
+        self.excepthook = threading.excepthook
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; it keeps Python's defaults then
+        for signum in self.SIGNALS:
+            self.previous[signum] = signal.signal(signum, self.handle)
+
+    def handle(self, signum: int, frame: object) -> None:
+        if os.getpid() != self.pid:  # a forked worker that has not reset its handlers yet
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if self.fired:
+            return
+        self.fired = True
+        logging.disable(logging.CRITICAL)
+        threading.excepthook = _quiet_excepthook
+        raise _Interrupted(signum)
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            if handler is not None:  # None: set outside Python, which cannot be put back
+                signal.signal(signum, handler)  # type: ignore[arg-type]
+        if self.fired:
+            logging.disable(logging.NOTSET)
+            threading.excepthook = self.excepthook
+
+
+def _quiet_excepthook(args: threading.ExceptHookArgs) -> None:
+    """A daemon thread that fails while an interrupted run is torn down: stay silent."""
+
+
+def _interrupted_line(interrupt: KeyboardInterrupt) -> tuple[str, int]:
+    """The one stderr line and the exit status (128 + signal number) of an interrupt; the
+    notes on the exception (e.g. where finished cells are kept) follow the signal's name."""
+    signum = interrupt.signum if isinstance(interrupt, _Interrupted) else int(signal.SIGINT)
+    notes = "".join(f"; {note}" for note in getattr(interrupt, "__notes__", []))
+    return f"faasdag: interrupted ({signal.Signals(signum).name}){notes}", 128 + signum
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    stop = _StopOnSignals()
     try:
-        return args.handler(args)
-    except UsageError as error:
-        print(f"faasdag: error: {error}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `faasdag ... | head`: the reader left; that is not an error
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
-        return 0
+        stop.install()
+        args = build_parser().parse_args(argv)
+        try:
+            return args.handler(args)
+        except UsageError as error:
+            print(f"faasdag: error: {error}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:  # `faasdag ... | head`: the reader left; that is not an error
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
+            return 0
+    except KeyboardInterrupt as interrupt:
+        line, status = _interrupted_line(interrupt)
+        print(line, file=sys.stderr, flush=True)
+        return status
+    finally:
+        stop.restore()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As `python -m experiments.cli` this file runs as `__main__`, a second copy of the module,
+    # while the commands raise `experiments.cli.UsageError`: the imported copy's main catches it.
+    from experiments.cli import main as _main
+
+    sys.exit(_main())

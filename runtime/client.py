@@ -28,9 +28,9 @@ from dag.lang import Workflow, build
 from dag.plan import Placement, Plan
 from dag.resources import ResourceConfig
 from runtime.backends import Backend, LocalBackend, backend_for
-from runtime.errors import RemoteTaskError, WorkerLost
-from runtime.events import LOG_NAME, EventLog, Replayed, replay
-from runtime.liveness import DEFAULT_HEARTBEAT_TTL_S
+from runtime.errors import RemoteTaskError
+from runtime.events import EventLog, replay
+from runtime.liveness import DEFAULT_HEARTBEAT_TTL_S, LogReader, Watch
 from runtime.redis_driver import (
     CONTEXT_KEY,
     REDIS_URL_ENV,
@@ -43,10 +43,9 @@ from runtime.redis_driver import (
     encode_context,
     inline_context,
 )
-from runtime.store import DEFAULT_TTL_S, RedisStore, RunFailed, StoreError, loads
+from runtime.store import DEFAULT_TTL_S, RedisStore, RunFailed, StoreError
 from traces.io import TraceSet
 from traces.schema import frame_from_rows, make_frame
-from worker.branch import await_sinks, restart, run_client
 from worker.estimates import TabulatedEstimates
 from worker.recording import TraceRecorder
 from worker.schedule import Schedule
@@ -370,137 +369,3 @@ def _end(store: RedisStore, keep: bool) -> None:
             store.cleanup()
     except redis.RedisError as err:
         log.warning("run %s: could not cancel or clean up (%s); its keys expire", store.run_id, err)
-
-
-class LogReader:
-    """Reads the workers' trace logs of one run as they arrive, and what they tell."""
-
-    def __init__(self, store: RedisStore):
-        self.store = store
-        self.logs: list[list[tuple[Any, ...]]] = []
-        self.ended: set[str] = set()
-
-    def poll(self) -> set[str]:
-        """Read the logs stored since the last poll; returns the workers that have ended."""
-        for blob in self.store.read_log(LOG_NAME, len(self.logs)):
-            events = loads(blob, LOG_NAME)
-            self.logs.append(events)
-            self.ended.update(event[1] for event in events if event[0] == "end")
-        return self.ended
-
-    def settle(self, events: EventLog, timeout_s: float) -> Replayed:
-        """Read logs until every invoked worker has ended, or `timeout_s` passes."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.poll()
-            replayed = replay(_NullRecorder(), [events.events, *self.logs])  # type: ignore[arg-type]
-            missing = {i.worker_id for i in replayed.invocations} - replayed.ended
-            if not missing or time.monotonic() >= deadline:
-                if missing:
-                    log.warning(
-                        "run %s: no trace log from workers %s", self.store.run_id, sorted(missing)
-                    )
-                return replayed
-            time.sleep(0.02)
-
-
-class Watch:
-    """The client's watch over a run's workers while it waits for the sinks.
-
-    Every `check` reads the start claims, then the heartbeats, then the logs (in that order:
-    a worker ends by storing its log and dropping its heartbeat in one write, so a worker seen
-    without a heartbeat and without a log has not ended). An invoked worker that has not ended
-    is lost when its heartbeat, once seen, expired, or never appeared within `start_timeout_s`;
-    a lost worker is fenced off (its attempt number goes up) and re-invoked as that attempt,
-    at most `retries` times.
-    """
-
-    def __init__(self, store, logs, schedule, backend, ref, *, retries, timeout_s, start_timeout_s):
-        self.store, self.logs, self.schedule = store, logs, schedule
-        self.backend, self.ref = backend, ref
-        self.retries, self.timeout_s, self.start_timeout_s = retries, timeout_s, start_timeout_s
-        self.attempts: dict[str, int] = {}
-        self.alive_seen: set[str] = set()
-        self.since: dict[str, float] = {}
-        self.progress: tuple[int, int] = (0, 0)
-        self.progress_at = time.monotonic()
-        self.idle_checks = 0
-
-    def await_sinks(self, driver: RedisDriver) -> dict[str, Any]:
-        """Start the run and wait for every sink, checking liveness between waits."""
-        logic = run_client(self.schedule)
-        while True:
-            try:
-                return driver.run(logic, None)
-            except TimeoutError:
-                self.check()
-            logic = await_sinks(self.schedule)
-
-    def check(self) -> None:
-        """One look at the workers: re-invoke the lost ones, raise when the run is stuck.
-
-        Raises
-        ------
-        WorkerLost
-            A lost worker has no retry left, every worker ended with sinks missing, or
-            nothing progressed for `timeout_s`.
-        """
-        now = time.monotonic()
-        claims = {w: tuple(claim or ()) for w, claim in self.store.started().items()}
-        invoked = sorted(w for w, claim in claims.items() if claim[1:] == ("invoke",))
-        beats = dict(zip(invoked, self.store.heartbeats(invoked), strict=True))
-        ended = self.logs.poll()
-        running = [w for w in invoked if w not in ended]
-        progress = (len(ended), len(claims))
-        if progress != self.progress:
-            self.progress, self.progress_at = progress, now
-        lost = []
-        for worker_id in running:
-            if beats[worker_id] == self.attempts.get(worker_id, 0):
-                self.alive_seen.add(worker_id)
-                continue
-            since = self.since.setdefault(worker_id, now)
-            if worker_id in self.alive_seen or now - since >= self.start_timeout_s:
-                lost.append(worker_id)
-        for worker_id in lost:
-            self._retry(worker_id, now)
-        self.idle_checks = self.idle_checks + 1 if not running else 0
-        if self.idle_checks >= 2:
-            raise WorkerLost(
-                f"run {self.store.run_id!r} stalled: every worker ended, but sinks "
-                f"{sorted(self.schedule.dag.sinks)} were not all stored"
-            )
-        if now - self.progress_at > self.timeout_s:
-            raise WorkerLost(
-                f"run {self.store.run_id!r}: no progress for {self.timeout_s:g} s; workers "
-                f"still running: {running or 'none'}"
-            )
-
-    def _retry(self, worker_id: str, now: float) -> None:
-        attempt = self.attempts.get(worker_id, 0)
-        if attempt >= self.retries:
-            why = "its heartbeat expired" if worker_id in self.alive_seen else "it never started"
-            raise WorkerLost(
-                f"run {self.store.run_id!r}: worker {worker_id!r} was lost ({why}) after "
-                f"{attempt + 1} attempt(s)"
-            )
-        attempt = self.store.next_attempt(worker_id)
-        self.attempts[worker_id] = attempt
-        self.alive_seen.discard(worker_id)
-        self.since[worker_id] = now
-        log.warning(
-            "run %s: worker %s lost; re-invoking it as attempt %d",
-            self.store.run_id,
-            worker_id,
-            attempt,
-        )
-        invocation = restart(self.schedule, worker_id, attempt)
-        self.backend.invoke(self.ref.payload(invocation, self.ref.now_ms()), invocation.config)
-
-
-class _NullRecorder:
-    def worker_started(self, *args: Any, **kwargs: Any) -> None: ...
-
-    def worker_ended(self, *args: Any) -> None: ...
-
-    def effect(self, *args: Any) -> None: ...

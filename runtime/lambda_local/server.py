@@ -100,6 +100,55 @@ class FunctionConfig:
         }
 
 
+def _log_folder(log_dir: str | os.PathLike) -> Path:
+    """`log_dir` as a folder, made if only its last part is missing: every worker writes its
+    log there when it starts, so a missing folder would fail each invocation inside, and the
+    caller would learn it only at its timeout.
+
+    Raises
+    ------
+    ValueError
+        Naming the folder, if its parent does not exist or it is not a folder.
+    """
+    folder = Path(log_dir)
+    try:
+        folder.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise ValueError(
+            f"log_dir {str(folder)!r}: its parent folder {str(folder.parent)!r} does not exist"
+        ) from None
+    except FileExistsError:
+        pass  # a file of that name: reported just below
+    if not folder.is_dir():
+        raise ValueError(f"log_dir {str(folder)!r} is not a folder")
+    return folder
+
+
+def _warn_if_exposed(bound_host: str, endpoint_url: str) -> None:
+    """Log a warning when the API listens on more than loopback: an invocation runs code
+    (any zip a CreateFunction sends) as this process's user, with no authentication."""
+    import getpass
+    import ipaddress
+
+    try:
+        loopback = ipaddress.ip_address(bound_host).is_loopback
+    except ValueError:  # not an address literal (the server binds one, but be safe)
+        loopback = False
+    if loopback:
+        return
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (some containers)
+        user = f"uid {os.getuid()}"
+    log.warning(
+        "the Lambda API on %s listens beyond loopback (%s): anyone who can reach this port "
+        "can run code as user %s on this machine",
+        endpoint_url,
+        bound_host,
+        user,
+    )
+
+
 def function_arn(name: str, region: str) -> str:
     return f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
 
@@ -131,7 +180,8 @@ class LambdaEmulator:
     Parameters
     ----------
     host : str
-        Loopback address to listen on (default 127.0.0.1).
+        Address to listen on (default 127.0.0.1). Any other than a loopback address logs a
+        warning: whoever reaches the port runs code as this process's user.
     port : int
         0 picks a free port; see `endpoint_url`.
     max_concurrency : int
@@ -146,9 +196,16 @@ class LambdaEmulator:
         The runtime interface client the workers run: AWS's, or the small one shipped here
         (`runtime.lambda_local.mini_ric`) where awslambdaric cannot be installed.
     log_dir : path, optional
-        Worker stdout/stderr go to one file per environment there.
+        Worker stdout/stderr go to one file per environment there; the folder is made if its
+        parent exists.
     environ : dict, optional
         Base environment of worker processes (default: this process's).
+
+    Raises
+    ------
+    ValueError
+        If ``max_concurrency < 1``, or `log_dir` is not a folder and cannot be made (its
+        parent is missing, or it is a file).
     """
 
     def __init__(
@@ -171,7 +228,7 @@ class LambdaEmulator:
         self.max_concurrency = max_concurrency
         self.python = python
         self.runtime_client = runtime_client or default_runtime_client()
-        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.log_dir = _log_folder(log_dir) if log_dir is not None else None
         self.environ = dict(os.environ if environ is None else environ)
         self.functions: dict[str, FunctionConfig] = {}
         # PutFunctionEventInvokeConfig calls, by function (async retries are never made here).
@@ -192,6 +249,7 @@ class LambdaEmulator:
         ]
         for thread in self._threads:
             thread.start()
+        _warn_if_exposed(self._server.server_address[0], self.endpoint_url)
 
     @property
     def endpoint_url(self) -> str:

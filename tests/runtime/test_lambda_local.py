@@ -361,6 +361,67 @@ def test_deployer_packages_creates_updates_and_the_functions_run(redis_url, tmp_
     assert "lambda:DeleteFunction" in policy["deployer"]["Statement"][0]["Action"]
 
 
+def test_iam_policy_passes_only_the_execution_role_to_lambda_and_logs_only_its_groups():
+    """The deployer may pass the execution role alone, to Lambda alone; the execution role
+    writes logs only to the log groups (and streams) of the prefix's functions."""
+    role = "arn:aws:iam::123456789012:role/my-faasdag-role"
+    policy = iam_policy(prefix="fd", account="123456789012", role_arn=role)
+    [pass_role] = [s for s in policy["deployer"]["Statement"] if "iam:PassRole" in s["Action"]]
+    assert pass_role["Action"] == ["iam:PassRole"] and pass_role["Resource"] == role
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}
+    }
+    [logs] = [
+        s for s in policy["execution_role"]["Statement"] if "logs:PutLogEvents" in s["Action"]
+    ]
+    groups = "arn:aws:logs:*:123456789012:log-group:/aws/lambda/fd-*"
+    assert sorted(logs["Resource"]) == [groups, f"{groups}:*"]
+    every = [s for p in policy.values() for s in p["Statement"]]
+    assert all(s["Resource"] != "*" for s in every), "no statement on every resource"
+    default = iam_policy()["deployer"]["Statement"][-1]["Resource"]
+    assert default == "arn:aws:iam::*:role/faasdag-execution"
+
+
+def test_log_dir_whose_parent_is_missing_is_refused_naming_it(tmp_path):
+    """A log folder that cannot be made is a ValueError naming it, before anything listens."""
+    missing = tmp_path / "nope" / "logs"
+    with pytest.raises(ValueError, match="nope"):
+        LambdaEmulator(log_dir=missing)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is not a folder"):
+        LambdaEmulator(log_dir=tmp_path / "file")
+
+
+def test_missing_log_dir_is_made(tmp_path):
+    """A log folder whose parent exists is made, so worker logs have somewhere to go."""
+    with LambdaEmulator(log_dir=tmp_path / "logs") as emu:
+        assert emu.log_dir.is_dir()
+
+
+def test_lambda_local_refuses_a_log_dir_it_cannot_make(tmp_path, capsys):
+    """`faasdag lambda-local --log-dir` under a missing folder exits 2 with one line naming it."""
+    from experiments.cli import main
+
+    missing = tmp_path / "nope" / "logs"
+    assert main(["lambda-local", "--port", "0", "--log-dir", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and str(missing) in err
+
+
+def test_listening_beyond_loopback_warns_who_can_run_code(caplog):
+    """An address other than loopback logs one warning saying anyone reaching the port runs
+    code; loopback (the default) logs none."""
+    from runtime.lambda_local.server import _warn_if_exposed
+
+    with caplog.at_level("WARNING", logger="runtime.lambda_local.server"):
+        with LambdaEmulator() as emu:
+            assert emu.endpoint_url.startswith("http://127.0.0.1:")
+        assert not caplog.records
+        _warn_if_exposed("0.0.0.0", "http://0.0.0.0:9001")
+    [record] = caplog.records
+    assert record.levelname == "WARNING" and "anyone who can reach this port" in record.message
+
+
 @pytest.mark.parametrize("planner", sorted(PLANNERS))
 def test_every_planner_runs_on_the_emulator(planner, emulator, redis_url):
     """Each planner's plan for a fan-in/fan-out workflow runs on the emulator's Lambdas."""
