@@ -87,6 +87,11 @@ def _cmd_lambda_local(args: argparse.Namespace) -> int:
         )
     except (OSError, ValueError) as err:
         raise UsageError(f"lambda-local: {err}") from None
+    if not os.environ.get("FAASDAG_REDIS_URL"):
+        logging.getLogger("faasdag").warning(
+            "no FAASDAG_REDIS_URL in this environment: the functions' workers will not find "
+            "the store (set it to the Redis the client uses, then start lambda-local)"
+        )
     for memory_mb in args.memory or [1024, 1769]:
         emulator.add_function(f"{args.prefix}-{memory_mb}", memory_mb, timeout_s=args.timeout_s)
         print(f"function {args.prefix}-{memory_mb} ({memory_mb} MB)")

@@ -501,14 +501,17 @@ def _sync_ms(client: Any, name: str, event: dict[str, Any]) -> float:
     return (invoke_probe(client, name, event)["entered_s"] - sent_s) * 1000.0
 
 
-def _event_ms(client: Any, redis_client: Any, redis_url: str, name: str) -> float:
+def _event_ms(client: Any, redis_client: Any, name: str) -> float:
+    """From an asynchronous (``Event``) invoke of probe `name` to its entry, ms: the probe
+    writes its entry time to the event's ``key`` in the Redis of its function's environment,
+    read here through `redis_client` (the event carries the key only, never the URL)."""
     key = f"faasdag:calibrate:{uuid.uuid4().hex}"
     sent_s = time.time()
     release_connection(
         client.invoke(
             FunctionName=name,
             InvocationType="Event",
-            Payload=json.dumps({"key": key, "redis_url": redis_url}).encode(),
+            Payload=json.dumps({"key": key}).encode(),
         )
     )
     deadline = time.monotonic() + 60
@@ -528,15 +531,14 @@ def _dry_run_ms(client: Any, name: str) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def time_warm_invokes(
-    client: Any, redis_client: Any, redis_url: str, name: str, n: int
-) -> dict[str, list[float]]:
+def time_warm_invokes(client: Any, redis_client: Any, name: str, n: int) -> dict[str, list[float]]:
     """`n` rounds of a synchronous, an asynchronous and a DryRun invoke of the warm probe
-    `name`: ``warm``, ``invoke`` and ``dryrun`` samples, ms."""
+    `name`: ``warm``, ``invoke`` and ``dryrun`` samples, ms. `redis_client` reaches the Redis
+    of the probe's environment, where the asynchronous invokes note their entry."""
     samples: dict[str, list[float]] = {"warm": [], "invoke": [], "dryrun": []}
     for _ in range(n):
         samples["warm"].append(_sync_ms(client, name, {}))
-        samples["invoke"].append(_event_ms(client, redis_client, redis_url, name))
+        samples["invoke"].append(_event_ms(client, redis_client, name))
         samples["dryrun"].append(_dry_run_ms(client, name))
     return samples
 
@@ -550,7 +552,10 @@ def bench_startups(
     n_cold: int,
     n_warm: int,
 ) -> dict[str, list[float]]:
-    """Cold, warm, invoke and DryRun samples (ms) on the emulator (see the module docstring)."""
+    """Cold, warm, invoke and DryRun samples (ms) on the emulator (see the module docstring).
+
+    The probe functions get `redis_url` in their environment (``FAASDAG_REDIS_URL``), never in
+    a payload."""
     from runtime.store import connect
 
     client = lambda_client(endpoint_url, max_attempts=1, read_timeout_s=120.0)
@@ -565,11 +570,11 @@ def bench_startups(
                 name,
                 memory_mb,
                 handler=PROBE_HANDLER,
-                environment=backend_environment(endpoint_url),
+                environment=backend_environment(endpoint_url, redis_url=redis_url),
             )
             samples[cold_key].append(_sync_ms(client, name, {}))
             if i == 0:
-                timed = time_warm_invokes(client, redis_client, redis_url, name, n_warm)
+                timed = time_warm_invokes(client, redis_client, name, n_warm)
                 samples[warm_key] += timed["warm"]
                 samples["invoke_ms"] += timed["invoke"]
                 samples["dryrun_ms"] += timed["dryrun"]

@@ -13,7 +13,9 @@ the local emulator), from inside Lambda, as a worker sees it:
 
 Not measured, and kept from the ``aws-lambda`` preset: the keep-alive, the concurrency limit
 and the worker's own CPU costs. Containers have CPUs of their own (``host_cpus = inf``). The
-probe functions are deleted at the end, also on failure; their log groups stay.
+probe functions get the Redis URL in their environment (``FAASDAG_REDIS_URL``), as workers do:
+it never travels in an Invoke payload. They are deleted at the end, also on failure; their log
+groups stay.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def calibrate_lambda(
     Parameters
     ----------
     redis_url : str
-        A Redis that the functions and this machine both reach.
+        A Redis that the functions and this machine both reach; the functions get it in their
+        environment (``FAASDAG_REDIS_URL``), never in a payload.
     role_arn : str
         Execution role of the probe functions.
     endpoint_url : str, optional
@@ -108,7 +111,7 @@ def calibrate_lambda(
         endpoint_url, region_name, max_attempts=1, read_timeout_s=PROBE_TIMEOUT_S + 30
     )
     code = _probe_code(zip_path, install=not (endpoint_url and _is_loopback(endpoint_url)))
-    environment = backend_environment(endpoint_url, region_name or "us-east-1")
+    environment = backend_environment(endpoint_url, region_name or "us-east-1", redis_url=redis_url)
     run = uuid.uuid4().hex[:6]
     samples: dict[str, list[Any]] = {
         key: [] for key in ("dryrun_ms", "invoke_ms", "store_op_ms", "pubsub_ms")
@@ -122,20 +125,20 @@ def calibrate_lambda(
     try:
         timer = f"{PROBE_PREFIX}-timer-{run}"
         create(timer, memory_sizes[0])
-        # Its first invoke writes to the Redis: a function error here says the functions
-        # cannot reach it.
-        invoke_probe(client, timer, {"key": f"faasdag:calibrate:{run}", "redis_url": redis_url})
+        # Its first invoke writes to the Redis of its environment: a function error here says
+        # the functions cannot reach it.
+        invoke_probe(client, timer, {"key": f"faasdag:calibrate:{run}"})
         for memory_mb in memory_sizes:
             names = [f"{PROBE_PREFIX}-{memory_mb}-{run}-{i}" for i in range(n_cold)]
             for name in names:
                 create(name, memory_mb)
-            request = {"cold": names, "warm": names[0], "n_warm": n_warm, "redis_url": redis_url}
+            request = {"cold": names, "warm": names[0], "n_warm": n_warm}
             timed = invoke_probe(client, timer, {"bench_invokes": request})["samples"]
             samples[f"cold_start_ms@{memory_mb}"] = timed["cold"]
             samples[f"warm_start_ms@{memory_mb}"] = timed["warm"]
             samples["invoke_ms"] += timed["invoke"]
             samples["dryrun_ms"] += timed["dryrun"]
-            bench = {"redis_url": redis_url, "sizes": list(sizes), "n_ops": n_ops}
+            bench = {"sizes": list(sizes), "n_ops": n_ops}
             store = invoke_probe(
                 client, names[0], {"bench_store": {**bench, "n_transfers": n_transfers}}
             )

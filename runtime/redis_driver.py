@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import threading
 import time
 import traceback
@@ -440,8 +441,6 @@ def redis_url_from_environment() -> str:
     ValueError
         If the variable is unset (the message says where it must be set).
     """
-    import os
-
     url = os.environ.get(REDIS_URL_ENV)
     if not url:
         raise ValueError(

@@ -2,27 +2,62 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 
 import pytest
 
 from experiments.cli import main
-from runtime.calibrate import write_preset
+from runtime.calibrate import bench_startups, write_preset
 from runtime.calibrate_lambda import KEPT_FROM_AWS, PROBE_PREFIX, calibrate_lambda
+from runtime.lambda_backend import BACKEND_ENV
 from runtime.lambda_deploy import package
 from runtime.lambda_local import LambdaEmulator
+from runtime.redis_driver import REDIS_URL_ENV
 from sim.platform import Platform
 
 ROLE = "arn:aws:iam::000000000000:role/faasdag"
 
 
-def test_lambda_calibration_writes_a_preset_of_containers_with_their_own_cpus(redis_url, tmp_path):
+def _record(emulator):
+    """Every Invoke payload `emulator` gets (the probes' own invokes of each other too) and
+    the environment of every function made, by name."""
+    payloads: list[bytes] = []
+    environments: dict[str, dict[str, str]] = {}
+    invoke, add_function = emulator.invoke, emulator.add_function
+
+    def recording_invoke(name, payload, kind="RequestResponse"):
+        payloads.append(bytes(payload))
+        return invoke(name, payload, kind)
+
+    def recording_add_function(name, memory_mb, **options):
+        environments[name] = dict(options.get("environment") or {})
+        return add_function(name, memory_mb, **options)
+
+    emulator.invoke, emulator.add_function = recording_invoke, recording_add_function
+    return payloads, environments
+
+
+def _assert_no_redis_url(payloads, redis_url):
+    """No payload holds the Redis URL, nor a ``redis_url`` field (issue 25)."""
+    assert any(b'"key"' in payload for payload in payloads)  # the timed Event invokes' too
+    leaking = [p for p in payloads if redis_url.encode() in p or b"redis_url" in p]
+    assert not leaking, leaking[:1]
+
+
+def test_lambda_calibration_writes_a_preset_of_containers_with_their_own_cpus(
+    redis_url, tmp_path, monkeypatch
+):
     """Probe functions are created through the Lambda API, measured and deleted; the store is
     measured from inside a probe container of each memory size; the preset loads, its
-    containers have CPUs of their own and what is not measured is the aws-lambda preset's."""
+    containers have CPUs of their own and what is not measured is the aws-lambda preset's.
+    The probes get the Redis URL from their function's environment only: no Invoke payload
+    holds it (and the emulator's workers do not inherit it from this process)."""
+    monkeypatch.delenv(REDIS_URL_ENV, raising=False)
     zip_path = package(tmp_path / "probe.zip", install=False)
     with LambdaEmulator(keep_alive_s=60) as emulator:
+        payloads, environments = _record(emulator)
         calibration = calibrate_lambda(
             redis_url, role_arn=ROLE, endpoint_url=emulator.endpoint_url,
             memory_sizes=(1024, 2048), n_cold=2, n_warm=3, n_ops=10, n_transfers=2,
@@ -30,6 +65,9 @@ def test_lambda_calibration_writes_a_preset_of_containers_with_their_own_cpus(re
         )  # fmt: skip
         assert not [name for name in emulator.functions if name.startswith(PROBE_PREFIX)]
         assert emulator.stats.cold_starts >= 4  # two new functions per memory size
+    assert len(environments) == 5  # the timer and two per memory size
+    assert all(env.get(REDIS_URL_ENV) == redis_url for env in environments.values())
+    _assert_no_redis_url(payloads, redis_url)
     samples = calibration.samples
     for memory_mb in (1024, 2048):
         assert len(samples[f"cold_start_ms@{memory_mb}"]) == 2
@@ -175,3 +213,46 @@ def test_the_probe_imports_only_what_the_lambda_zip_holds():
     loaded = set(json.loads(done.stdout))
     assert not loaded & {"sim", "planners", "experiments", "pandas", "matplotlib", "simpy"}
     assert {"runtime", "dag", "numpy", "redis"} <= loaded
+
+
+def test_local_startup_probes_get_the_redis_url_from_their_environment(redis_url, monkeypatch):
+    """`bench_startups` (the local calibration's) creates its probes with the Redis URL in
+    their environment and never puts it in a payload; their asynchronous invokes still note
+    their entry in that Redis."""
+    monkeypatch.delenv(REDIS_URL_ENV, raising=False)
+    with LambdaEmulator(keep_alive_s=60) as emulator:
+        payloads, environments = _record(emulator)
+        samples = bench_startups(
+            emulator.endpoint_url, emulator, redis_url, (1024,), n_cold=1, n_warm=2
+        )
+    assert len(samples["cold_start_ms@1024"]) == 1 and len(samples["invoke_ms"]) == 2
+    assert [env.get(REDIS_URL_ENV) for env in environments.values()] == [redis_url]
+    _assert_no_redis_url(payloads, redis_url)
+
+
+def test_the_probe_reads_the_redis_url_from_its_environment_only(redis_url):
+    """An event's ``key`` is written to the Redis of `REDIS_URL_ENV`; without that variable the
+    probe fails naming it (an event's ``redis_url`` is no way around it), while a plain timing
+    invoke needs no Redis."""
+    import redis
+
+    key = f"faasdag:calibrate:test-{os.getpid()}"
+    code = (
+        "import os, sys, runtime.lambda_probe as p\n"
+        "assert 'entered_s' in p.probe({})\n"
+        "try:\n"
+        f"    p.probe({{'key': {key!r}, 'redis_url': sys.argv[1]}})\n"
+        "except ValueError as err:\n"
+        "    print(err)\n"
+        f"os.environ[{REDIS_URL_ENV!r}] = sys.argv[1]\n"
+        f"p.probe({{'key': {key!r}}})\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in (REDIS_URL_ENV, BACKEND_ENV)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, redis_url], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"no {REDIS_URL_ENV} in the probe function's environment" in done.stdout
+    client = redis.Redis.from_url(redis_url)
+    assert float(client.get(key)) > 0
+    client.delete(key)
