@@ -16,6 +16,8 @@ from typing import Any
 
 import networkx as nx
 
+from dag.limits import MAX_BYTES, bytes_limit_text
+
 IO_RELATIONS = ("linear", "power", "constant")
 
 Weight = Mapping[str, float] | Callable[[str], float] | float
@@ -146,7 +148,7 @@ class DAG:
     ------
     DAGError
         On a duplicate task id, a dependency on an unknown task, edge bytes for an edge that does
-        not exist or a negative size.
+        not exist, or a size that is negative or above `dag.limits.MAX_BYTES`.
     CycleError
         If the dependencies form a cycle; the message lists the tasks of one cycle.
     """
@@ -200,6 +202,11 @@ class DAG:
             if int(nbytes) != nbytes or nbytes < 0:
                 raise DAGError(
                     f"edge {producer!r} -> {consumer!r}: bytes {nbytes!r} must be an integer >= 0"
+                )
+            if nbytes > MAX_BYTES:
+                raise DAGError(
+                    f"edge {producer!r} -> {consumer!r}: bytes {nbytes!r} is above "
+                    f"{bytes_limit_text()}"
                 )
             if nbytes:
                 sizes[(producer, consumer)] = int(nbytes)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from dag.graph import DAG, DAGError, Task
+from dag.limits import MAX_BYTES, MAX_DURATION_MS, bytes_limit_text
 from dag.profiled import ProfiledDAG, check_profile
 
 SCHEMA_VERSION = "1.5"
@@ -86,7 +87,9 @@ def read_wfformat(source: str | os.PathLike[str] | Mapping[str, Any]) -> WfInsta
     WfFormatError
         If the file is missing or not JSON, a required field is missing or of the wrong type
         (the message names it and the task), a parent, child or file id is unknown, parents
-        and children disagree, the dependencies form a cycle, or a size or runtime is negative.
+        and children disagree, the dependencies form a cycle (a task naming itself included),
+        or a size or runtime is negative, not finite or above the limits of `dag.limits`
+        (one day, 2**53 bytes).
     """
     if isinstance(source, Mapping):
         return _Reader("<WfFormat document>").instance(source)
@@ -165,7 +168,10 @@ class _Reader:
         output_bytes: dict[str, int] = {}
         for task_id, entry in entries.items():
             function = execution["program"].get(task_id) or entry["category"] or _id_prefix(task_id)
-            tasks.append(Task(task_id, function, tuple(deps[task_id])))
+            try:
+                tasks.append(Task(task_id, function, tuple(deps[task_id])))
+            except DAGError as error:
+                raise self.error(str(error)) from None
             inputs = set(entry["inputs"])
             for parent in deps[task_id]:
                 shared = inputs.intersection(entries[parent]["outputs"])
@@ -178,14 +184,17 @@ class _Reader:
             dag = DAG(tasks, edge_bytes, name=name)
         except DAGError as error:
             raise self.error(str(error)) from None
-        return WfInstance(
-            dag,
-            execution["runtime_ms"],
-            output_bytes,
-            name,
-            cores={t: execution["cores"].get(t, 1.0) for t in entries},
-            memory_bytes=execution["memory_bytes"],
-        )
+        try:
+            return WfInstance(
+                dag,
+                execution["runtime_ms"],
+                output_bytes,
+                name,
+                cores={t: execution["cores"].get(t, 1.0) for t in entries},
+                memory_bytes=execution["memory_bytes"],
+            )
+        except ValueError as error:  # e.g. a task's outputFiles adding up past the size limit
+            raise self.error(str(error)) from None
 
     def files(self, spec: Mapping[str, Any]) -> dict[str, int]:
         files = spec.get("files", [])
@@ -201,6 +210,10 @@ class _Reader:
                 raise self.error(f"file {file_id!r}: sizeInBytes {nbytes!r} is not a whole number")
             if nbytes < 0:
                 raise self.error(f"file {file_id!r}: sizeInBytes {nbytes!r} is negative")
+            if nbytes > MAX_BYTES:
+                raise self.error(
+                    f"file {file_id!r}: sizeInBytes {nbytes!r} is above {bytes_limit_text()}"
+                )
             if sizes.setdefault(file_id, int(nbytes)) != nbytes:
                 raise self.error(
                     f"file {file_id!r} is listed twice with sizes {sizes[file_id]} and {nbytes}"
@@ -238,10 +251,14 @@ class _Reader:
     def dependencies(self, entries: Mapping[str, dict]) -> dict[str, list[str]]:
         deps: dict[str, list[str]] = {}
         for task_id, entry in entries.items():
-            for key in ("parents", "children"):
+            for key, one in (("parents", "parent"), ("children", "child")):
                 for other in entry[key] or ():
                     if other not in entries:
-                        raise self.error(f"task {task_id!r}: {key[:-1]} {other!r} is not a task")
+                        raise self.error(f"task {task_id!r}: {one} {other!r} is not a task")
+                    if other == task_id:  # a one-task cycle: Task() would refuse it unnamed
+                        raise self.error(
+                            f"task {task_id!r} lists itself as its own {one} (a cycle)"
+                        )
             deps[task_id] = list(entry["parents"] or ())
         for task_id, entry in entries.items():
             for parent in entry["parents"] or ():
@@ -279,6 +296,11 @@ class _Reader:
             seconds = self.need(raw, "runtimeInSeconds", (int, float), where)
             if not math.isfinite(seconds) or seconds < 0:
                 raise self.error(f"{where}: runtimeInSeconds {seconds!r} must be finite and >= 0")
+            if seconds * 1000.0 > MAX_DURATION_MS:
+                raise self.error(
+                    f"{where}: runtimeInSeconds {seconds!r} is above the limit of "
+                    f"{MAX_DURATION_MS / 1000.0:.0f} s (one day; see dag.limits)"
+                )
             found["runtime_ms"][task_id] = float(seconds) * 1000.0
             command = raw.get("command")
             if isinstance(command, Mapping) and isinstance(command.get("program"), str):

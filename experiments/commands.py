@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -82,17 +83,34 @@ def _experiment(args: argparse.Namespace, planners: Any, seeds: Any, source: str
 
 
 def run_and_report(
-    experiment: Any, out: Path, *, jobs: int = 1, dask: str | None = None, plots: bool = True
+    experiment: Any,
+    out: Path,
+    *,
+    jobs: int = 1,
+    dask: str | None = None,
+    plots: bool = True,
+    keep: bool = True,
 ) -> str:
-    """Run (or resume) `experiment` into `out`, write its report, return the table text."""
+    """Run (or resume) `experiment` into `out`, write its report, return the table text.
+
+    With `keep` False (`out` is a temporary folder about to go), `out` is not named.
+    """
     from experiments.plots import use_agg
     from experiments.results import Results, write_report
     from experiments.sweep import run_experiment
 
     use_agg()
     cells = experiment.cells()
-    print(f"experiment {experiment.name}: {len(cells)} cells -> {out}", flush=True)
-    tables, stats = run_experiment(experiment, out, jobs=jobs, dask=dask)
+    where = f" -> {out}" if keep else ""
+    print(f"experiment {experiment.name}: {len(cells)} cells{where}", flush=True)
+    try:
+        tables, stats = run_experiment(experiment, out, jobs=jobs, dask=dask)
+    except KeyboardInterrupt as interrupt:  # SIGINT/SIGTERM: `main` prints one line with this
+        if keep and (out / "cells").is_dir():
+            interrupt.add_note(f"finished cells are kept in {out}")
+        raise
+    for problem in stats.corrupt.values():
+        print(f"faasdag: warning: {problem}; that cell was computed again", file=sys.stderr)
     if stats.n_skipped:
         print(f"resumed: {stats.n_skipped} finished cell(s) skipped, {stats.n_computed} run")
     if tables["runs"].empty:
@@ -113,28 +131,67 @@ class CellsFailed(Exception):
         self.text = text
 
 
-def _failed(error: CellsFailed, out: Path) -> int:
-    """Print the partial table and the failed cells (stderr); exit status 1."""
+def _failed(error: CellsFailed, out: Path | None) -> int:
+    """Print the partial table and the failed cells (stderr); exit status 1.
+
+    `out` is the results folder, None when nothing was kept (`compare` without ``--out``):
+    then every failure is printed, as there is no ``failures.txt`` to point to.
+    """
     if error.text:
         print(error.text)
-        _print_outputs(out)
-    print(
-        f"faasdag: {len(error.failures)} cell(s) failed (see {out}/failures.txt); the "
-        "finished cells are kept and a re-run retries only the failed ones:",
-        file=sys.stderr,
-    )
-    for failure in error.failures[:20]:
+        if out is not None:
+            _print_outputs(out)
+    if out is None:
+        print(f"faasdag: {len(error.failures)} cell(s) failed:", file=sys.stderr)
+        shown = error.failures
+    else:
+        print(
+            f"faasdag: {len(error.failures)} cell(s) failed (see {out}/failures.txt); the "
+            "finished cells are kept and a re-run retries only the failed ones:",
+            file=sys.stderr,
+        )
+        shown = error.failures[:20]
+    for failure in shown:
         print(f"  {failure}", file=sys.stderr)
     return 1
+
+
+def check_jobs(jobs: int) -> None:
+    """Refuse a number of worker processes below 1.
+
+    Raises
+    ------
+    UsageError
+        If `jobs` < 1.
+    """
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs} must be >= 1")
+
+
+def check_out(out: Path, option: str = "--out") -> Path:
+    """`out` as a results folder: it, or the first of its parents that exists, is a folder.
+
+    Raises
+    ------
+    UsageError
+        If `out` (or a parent) names an existing file, not a folder.
+    """
+    for path in (out, *out.parents):
+        if path.exists():
+            if path == out and not path.is_dir():
+                raise UsageError(f"{option} {str(out)!r} is a file, not a folder")
+            if not path.is_dir():
+                raise UsageError(f"{option} {str(out)!r}: {str(path)!r} is a file, not a folder")
+            break
+    return out
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from experiments.config import load_config
 
-    if args.jobs < 1:
-        raise UsageError(f"--jobs {args.jobs} must be >= 1")
+    check_jobs(args.jobs)
     experiment = load_config(args.config)
-    out = Path(args.out) if args.out else Path("results") / experiment.name
+    out = check_out(Path(args.out) if args.out else Path("results") / experiment.name)
     try:
         text = run_and_report(
             experiment, out, jobs=args.jobs, dask=args.dask, plots=not args.no_plots
@@ -159,8 +216,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from experiments.sweep import CellStore, merge
 
     use_agg()
-    out = Path(args.dir)
+    out = check_out(Path(args.dir), "DIR")
     results = load_results(out)
+    for problem in results.corrupt.values():
+        print(
+            f"faasdag: warning: {problem}; that cell is left out (`faasdag run` computes it again)",
+            file=sys.stderr,
+        )
     merge(CellStore(out), results.experiment)
     if results.n_missing:
         print(f"note: {results.n_missing} cell(s) unfinished; reporting the finished ones")
@@ -172,8 +234,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from experiments.config import load_config
 
+    check_jobs(args.jobs)
     experiment = load_config(QUICKSTART)
-    out = Path(args.out)
+    out = check_out(Path(args.out))
     try:
         print(run_and_report(experiment, out, jobs=args.jobs))
     except CellsFailed as error:
@@ -186,15 +249,17 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    check_jobs(args.jobs)
+    out = check_out(Path(args.out)) if args.out else None
     experiment = _experiment(args, split_planners(args.planners), args.seeds, "compare")
     try:
-        if args.out:
-            out = Path(args.out)
+        if out is not None:
             text = run_and_report(experiment, out, jobs=args.jobs, plots=not args.no_plots)
-        else:
+        else:  # nothing kept: a failure is printed in full, not pointed to in a deleted folder
             with tempfile.TemporaryDirectory(prefix="faasdag-compare-") as tmp:
-                out = Path(tmp)
-                text = run_and_report(experiment, out, jobs=args.jobs, plots=False)
+                text = run_and_report(
+                    experiment, Path(tmp), jobs=args.jobs, plots=False, keep=False
+                )
     except CellsFailed as error:
         return _failed(error, out)
     print(text)
@@ -423,16 +488,19 @@ def _cmd_execute(args: argparse.Namespace) -> int:
             data["configs"] = [c.strip() for c in args.configs.split(",") if c.strip()]
         experiment = parse_config(data, source="faasdag execute")
     experiment = dataclasses.replace(experiment, backend=args.backend)
-    out = Path(args.out) if args.out else Path("results") / f"{experiment.name}-{args.backend}"
+    out = check_out(
+        Path(args.out) if args.out else Path("results") / f"{experiment.name}-{args.backend}"
+    )
     with contextlib.ExitStack() as stack:
-        redis_url = args.redis_url
-        if redis_url is None:
+        redis_url = args.redis_url or os.environ.get(REDIS_URL_ENV)
+        if not redis_url:
             from runtime.local_redis import local_redis
 
             try:
                 redis_url = stack.enter_context(local_redis()).url
             except RuntimeError as error:
                 raise UsageError(str(error)) from None
+        _check_redis(redis_url)
         stack.enter_context(_environment(REDIS_URL_ENV, redis_url))
         if args.endpoint_url:
             stack.enter_context(_environment(LAMBDA_ENDPOINT_ENV, args.endpoint_url))
@@ -444,6 +512,25 @@ def _cmd_execute(args: argparse.Namespace) -> int:
     print(text)
     _print_outputs(out)
     return 0
+
+
+def _check_redis(url: str) -> None:
+    """Refuse a Redis that cannot be reached, before any cell runs (one line, no password).
+
+    Raises
+    ------
+    UsageError
+        If a PING to `url` fails.
+    """
+    import redis
+
+    from runtime.client import redacted
+    from runtime.store import connect
+
+    try:
+        connect(url, retries=1, socket_timeout_s=5.0).ping()
+    except (redis.RedisError, ValueError) as err:
+        raise UsageError(f"Redis at {redacted(url)} cannot be reached: {err}") from None
 
 
 @contextlib.contextmanager
@@ -461,8 +548,81 @@ def _environment(name: str, value: str):
             os.environ[name] = old
 
 
+def _parse_age_s(text: str) -> float:
+    """Seconds of an age such as ``90s``, ``30m``, ``1h`` or ``2d``.
+
+    Raises
+    ------
+    UsageError
+        If `text` is not a non-negative number with one of those units.
+    """
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    number, unit = text[:-1], text[-1:]
+    try:
+        seconds = float(number) * units[unit]
+    except (KeyError, ValueError):
+        raise UsageError(
+            f"--older-than {text!r}: expected a number and a unit (s, m, h, d), e.g. 1h"
+        ) from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise UsageError(f"--older-than {text!r} must be a finite age >= 0")
+    return seconds
+
+
+def _cmd_cleanup(args: argparse.Namespace) -> int:
+    """Delete what real runs left in Redis: one run, or every run older than an age."""
+    import time
+
+    import redis
+
+    from runtime.client import redacted
+    from runtime.redis_driver import REDIS_URL_ENV
+    from runtime.store import cleanup, connect, list_runs
+
+    if (args.run_id is None) == (args.older_than is None):
+        raise UsageError("cleanup: give a RUN_ID or --older-than AGE (one of them)")
+    url = args.redis_url or os.environ.get(REDIS_URL_ENV)
+    if not url:
+        raise UsageError(f"cleanup: no Redis given: set {REDIS_URL_ENV} or pass --redis-url")
+    age_s = None if args.older_than is None else _parse_age_s(args.older_than)
+    try:
+        client = connect(url, retries=1)
+        runs = list_runs(client)
+        if args.run_id is not None:
+            if args.run_id not in runs:
+                raise UsageError(f"cleanup: no keys of run {args.run_id!r} in this Redis")
+            chosen = [args.run_id]
+        else:
+            cutoff = time.time() - age_s
+            # A run without its marker can no longer be written to: whatever is left is dead.
+            chosen = sorted(r for r, start in runs.items() if start is None or start < cutoff)
+        deleted = 0
+        for run_id in chosen:
+            if not args.dry_run:
+                client.set(f"faasdag:{run_id}:_cancel", b"1", ex=3600)
+                deleted += cleanup(client, run_id)
+            print(run_id)
+    except redis.RedisError as err:
+        raise UsageError(f"cleanup: Redis at {redacted(url)}: {err}") from None
+    verb = "would remove" if args.dry_run else f"removed {deleted} keys of"
+    print(f"{verb} {len(chosen)} run(s)", file=sys.stderr)
+    return 0
+
+
 def add_execute(commands: Any) -> None:
-    """The `execute` subcommand."""
+    """The real-run subcommands: `execute` and `cleanup`."""
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="delete what real runs left in Redis (a run id, or runs older than an age)",
+        description="Cancel and delete the keys of one real run, or of every run started "
+        "longer ago than --older-than (and of dead runs whose marker is gone). Every run key "
+        "also expires by itself (24 h by default).",
+    )
+    cleanup.add_argument("run_id", nargs="?", metavar="RUN_ID")
+    cleanup.add_argument("--older-than", metavar="AGE", help="e.g. 30m, 1h, 2d")
+    cleanup.add_argument("--redis-url", default=None, help="default: $FAASDAG_REDIS_URL")
+    cleanup.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    cleanup.set_defaults(handler=_cmd_cleanup)
     execute = commands.add_parser(
         "execute",
         help="run an experiment (or one example workflow) for real: Redis + threads or Lambda",
@@ -476,7 +636,9 @@ def add_execute(commands: Any) -> None:
     execute.add_argument("--planners", default="wukong", help="for a workflow: a,b,c (or all)")
     execute.add_argument("--seeds", type=int, default=1, help="for a workflow: runs per planner")
     execute.add_argument("--configs", default=None, help="for a workflow: MB list, e.g. 1024")
-    execute.add_argument("--redis-url", default=None, help="default: start a private redis-server")
+    execute.add_argument("--redis-url", default=None,
+                         help="the store (default: $FAASDAG_REDIS_URL, which keeps a password "
+                         "out of the process list; else a private redis-server)")  # fmt: skip
     execute.add_argument("--endpoint-url", default=None, help="Lambda API (the emulator)")
     execute.add_argument("--out", default=None, help="results folder")
     execute.add_argument("--no-plots", action="store_true")

@@ -42,6 +42,8 @@ from typing import Any
 from experiments.cli import UsageError
 
 PROFILE_MODES = ("model", "replay", "predict", "sample")
+#: Most replications (``seeds``) an experiment may ask for: a larger count is a typo.
+MAX_SEEDS = 10_000
 PREDICTORS = ("baseline", "learned")
 PLOT_FORMATS = ("png", "svg")
 
@@ -56,8 +58,8 @@ KEYS: Mapping[str, str] = {
     "profiles": f"one of {', '.join(PROFILE_MODES)} or a list of them",
     "traces": "a trace folder (Parquet TraceSet) path, or shipped:NAME (traces/data)",
     "predictor": f"one of {', '.join(PREDICTORS)} or a list of them",
-    "seeds": "a replication count (int >= 1) or a list of int seeds",
-    "plan_seed": "an int: seed of the planners' own simulations",
+    "seeds": f"a replication count (int 1..{MAX_SEEDS}) or a list of int seeds >= 0",
+    "plan_seed": "an int >= 0: seed of the planners' own simulations",
     "outputs": "a table with plots, formats, gantt_seed",
 }
 OUTPUT_KEYS: Mapping[str, str] = {
@@ -241,8 +243,17 @@ class Experiment:
 
     @classmethod
     def from_json(cls, text: str) -> Experiment:
-        """Inverse of `to_json`."""
+        """Inverse of `to_json`.
+
+        Raises
+        ------
+        ValueError, KeyError, TypeError
+            If `text` is not JSON, or a key is missing, unknown or of the wrong type (a
+            damaged ``experiment.json``); the message names the key.
+        """
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         data["overrides"] = tuple(tuple(tuple(p) for p in combo) for combo in data["overrides"])
         data["configs"] = tuple(None if c is None else tuple(c) for c in data["configs"])
         for key in ("workflows", "planners", "platforms", "profiles", "predictors", "seeds"):
@@ -250,7 +261,31 @@ class Experiment:
         data["formats"] = tuple(data["formats"])
         inputs = data.get("inputs")
         data["inputs"] = None if inputs is None else tuple(tuple(i) for i in inputs)
-        return cls(**data)
+        experiment = cls(**data)
+        experiment._check_stored()
+        return experiment
+
+    def _check_stored(self) -> None:
+        """The types and choices `parse_config` guarantees, re-checked on an experiment read
+        back from disk (ValueError naming the key)."""
+        allowed = {"profiles": PROFILE_MODES, "predictors": PREDICTORS, "formats": PLOT_FORMATS}
+        for key in ("workflows", "planners", "platforms", "profiles", "predictors", "formats"):
+            values = getattr(self, key)
+            if not all(isinstance(v, str) for v in values) or (key != "formats" and not values):
+                raise ValueError(f"key {key!r} must be a non-empty list of strings")
+            if key in allowed and not set(values) <= set(allowed[key]):
+                raise ValueError(f"key {key!r} holds a value not in {', '.join(allowed[key])}")
+        integers = (*self.seeds, self.plan_seed, 0 if self.gantt_seed is None else self.gantt_seed)
+        if not self.seeds or any(isinstance(v, bool) or not isinstance(v, int) for v in integers):
+            raise ValueError("keys 'seeds', 'plan_seed' and 'gantt_seed' must be ints")
+        if min(*self.seeds, self.plan_seed) < 0:
+            raise ValueError("keys 'seeds' and 'plan_seed' must be >= 0")
+        texts = {"name": self.name, "backend": self.backend, "description": self.description}
+        for key, value in texts.items():
+            if not isinstance(value, str):
+                raise ValueError(f"key {key!r} must be a string")
+        if not isinstance(self.plots, bool) or not isinstance(self.traces, str | None):
+            raise ValueError("key 'plots' must be true or false, key 'traces' a string or null")
 
     def with_inputs(self) -> Experiment:
         """This experiment with `inputs` taken from the files now."""
@@ -319,7 +354,7 @@ def parse_config(
     check.known(data, KEYS, "")
     if "workflows" not in data:
         raise ConfigError(f"{source}: missing key 'workflows' ({KEYS['workflows']})")
-    name = check.string(data, "name", default_name)
+    name = check.folder_name(check.string(data, "name", default_name))
     description = check.string(data, "description", "")
     workflows = tuple(check.workflow(w) for w in check.str_list(data, "workflows"))
     planners = check.planners(data.get("planners", "all"))
@@ -341,8 +376,16 @@ def parse_config(
         raise ConfigError(
             f"{source}: key 'profiles' = {needs[0]!r} needs key 'traces' (a trace folder)"
         )
+    if "model" in profiles:
+        for spec in workflows:
+            check.model_profiles(spec)
+    if "replay" in profiles:
+        for spec in workflows:
+            check.replayable(spec)
     seeds = check.seeds(data.get("seeds", 1))
     plan_seed = check.integer(data, "plan_seed", 0)
+    if plan_seed < 0:
+        raise check.fail("plan_seed", f"= {plan_seed} must be >= 0")
     outputs = data.get("outputs", {})
     if not isinstance(outputs, Mapping):
         raise ConfigError(f"{source}: key 'outputs' must be a table ({KEYS['outputs']})")
@@ -385,6 +428,26 @@ class _Checker:
     def __init__(self, source: str, base: Path | None):
         self.source = source
         self.base = base
+        self.loaded: dict[str, Any] = {}  # workflow spec -> the workflow it names
+        self.trace_set: Any = None  # the trace folder of key 'traces', once read
+
+    def folder_name(self, name: str) -> str:
+        """`name` if it is a plain folder name (results go to ``results/NAME``)."""
+        bad = (
+            not name.strip()
+            or name in (".", "..")
+            or "/" in name
+            or "\\" in name
+            or any(not c.isprintable() for c in name)
+            or len(name.encode("utf-8", errors="replace")) > 200
+        )
+        if bad:
+            raise self.fail(
+                "name",
+                f"= {name!r} must be a plain folder name (no '/', '\\', '..' or control "
+                "characters, at most 200 bytes): results are written to results/NAME",
+            )
+        return name
 
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(f"{self.source}: key {key!r} {message}")
@@ -451,10 +514,61 @@ class _Checker:
         if _is_file_spec(spec):
             spec = self.path(spec)
         try:
-            load_workflow(spec)
+            self.loaded[spec] = load_workflow(spec)
         except UsageError as error:
             raise self.fail("workflows", f"entry {spec!r}: {error}") from None
         return spec
+
+    def replayable(self, spec: str) -> None:
+        """With ``profiles = "replay"`` the trace folder must record every task of the
+        workflow (same DAG hash, same task ids)."""
+        from traces.profiles import ProfileError, make_profiles
+
+        try:
+            make_profiles(self.loaded[spec].dag, "replay", traces=self.trace_set)
+        except ProfileError as error:
+            raise self.fail(
+                "profiles", f"= 'replay' for workflow {spec!r}: {error} in the trace folder"
+            ) from None
+
+    def model_profiles(self, spec: str) -> None:
+        """With ``profiles = "model"`` a run takes each task's runtime and output size from
+        the workflow itself: every task needs both (a missing one is never taken as 0), within
+        the limits of `dag.limits`."""
+        from dag.limits import MAX_BYTES, MAX_DURATION_MS, bytes_limit_text, duration_limit_text
+        from dag.wfformat import WfInstance
+
+        workflow = self.loaded[spec]
+        wfformat = isinstance(workflow, WfInstance)
+        needs = {
+            "runtime_ms": (
+                "runtime (no entry in workflow.execution.tasks)" if wfformat else "runtime_ms",
+                MAX_DURATION_MS,
+                duration_limit_text(),
+            ),
+            "output_bytes": (
+                "output size (no outputFiles)" if wfformat else "output_bytes",
+                MAX_BYTES,
+                bytes_limit_text(),
+            ),
+        }
+        for what, (missing_text, highest, limit_text) in needs.items():
+            values = getattr(workflow, what)
+            missing = [task_id for task_id in workflow.dag if task_id not in values]
+            if missing:
+                more = f", nor do {len(missing) - 1} other task(s)" if len(missing) > 1 else ""
+                raise self.fail(
+                    "workflows",
+                    f"entry {spec!r}: task {missing[0]!r} has no {missing_text}{more}; "
+                    "profiles 'model' need one for every task (or use traces: --traces DIR, "
+                    "or key 'traces' with profiles 'predict')",
+                )
+            for task_id, value in values.items():
+                if not math.isfinite(value) or value > highest:
+                    raise self.fail(
+                        "workflows",
+                        f"entry {spec!r}: task {task_id!r}: {what} {value!r} is above {limit_text}",
+                    )
 
     def planners(self, value: Any) -> tuple[str, ...]:
         from planners import PLANNERS, PlannerError, get_planner
@@ -578,20 +692,24 @@ class _Checker:
         path = self.path(value)
         if not Path(path).is_dir():
             raise self.fail("traces", f"= {value!r}: no such trace folder")
-        from traces.io import TraceSet
+        from traces.io import TraceSet, check_limits
         from traces.schema import TraceSchemaError
 
         try:
-            TraceSet.read(path)
+            self.trace_set = TraceSet.read(path)
+            # The simulator replays and predicts from these durations: bound them up front.
+            check_limits(self.trace_set.tasks, str(Path(path) / "tasks.parquet"))
         except (OSError, TraceSchemaError) as error:
             raise self.fail("traces", f"= {value!r}: {error}") from None
         return path
 
     def seeds(self, value: Any) -> tuple[int, ...]:
         if isinstance(value, int) and not isinstance(value, bool):
-            if value < 1:
-                raise self.fail("seeds", f"= {value} must be >= 1 ({KEYS['seeds']})")
+            if not 1 <= value <= MAX_SEEDS:
+                raise self.fail("seeds", f"= {value} must be {KEYS['seeds']}")
             return tuple(range(value))
+        if isinstance(value, list) and len(value) > MAX_SEEDS:
+            raise self.fail("seeds", f"lists {len(value)} seeds; at most {MAX_SEEDS}")
         if isinstance(value, list) and value:
             for item in value:
                 if isinstance(item, bool) or not isinstance(item, int) or item < 0:

@@ -12,7 +12,7 @@ Layout of ``OUT/``::
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -36,7 +36,9 @@ class Results:
     cells : DataFrame
         Labels per run (`experiments.sweep.CELL_COLUMNS`).
     n_missing : int
-        Cells of the experiment not finished (an interrupted run).
+        Cells of the experiment not finished (an interrupted run), the corrupt ones included.
+    corrupt : dict of str to str
+        Stored cells that could not be read back: cell id -> one line naming the file.
     """
 
     experiment: Experiment
@@ -45,6 +47,7 @@ class Results:
     workers: pd.DataFrame
     cells: pd.DataFrame
     n_missing: int = 0
+    corrupt: dict[str, str] = field(default_factory=dict)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -63,23 +66,42 @@ class Results:
 def load_results(out: str | Path) -> Results:
     """Results of the folder `out`, from its finished cells (so an interrupted run loads too).
 
+    A finished cell whose files cannot be read back is left out and named in ``corrupt``.
+
     Raises
     ------
     UsageError
-        If `out` is not a results folder or has no finished cell.
+        If `out` is not a results folder, its ``experiment.json`` is unreadable, or it has no
+        readable finished cell (naming a corrupt cell file when that is why).
     """
     out = Path(out)
     meta = out / "experiment.json"
     if not meta.is_file():
         raise UsageError(f"{str(out)!r} is not a results folder (no experiment.json)")
-    experiment = Experiment.from_json(meta.read_text(encoding="utf-8"))
+    try:
+        experiment = Experiment.from_json(meta.read_text(encoding="utf-8"))
+        ids = [c.cell_id for c in experiment.cells()]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:  # UnicodeDecodeError too
+        problem = " ".join(str(error).split())
+        raise UsageError(
+            f"{meta}: not a readable experiment.json ({type(error).__name__}: {problem})"
+        ) from None
     store = CellStore(out)
-    ids = [c.cell_id for c in experiment.cells()]
     tables = store.load(ids)
     if tables["runs"].empty:
+        if store.corrupt:
+            first = next(iter(store.corrupt.values()))
+            raise UsageError(
+                f"{str(out)!r} has no readable finished cell: {first}"
+                + (
+                    f" (and {len(store.corrupt) - 1} more corrupt cells)"
+                    if len(store.corrupt) > 1
+                    else ""
+                )
+            )
         raise UsageError(f"{str(out)!r} has no finished cell yet")
     n_missing = sum(not store.finished(c) for c in ids)
-    return Results(experiment, n_missing=n_missing, **tables)
+    return Results(experiment, n_missing=n_missing, corrupt=dict(store.corrupt), **tables)
 
 
 def write_report(results: Results, out: str | Path, *, plots: bool | None = None) -> str:
@@ -120,7 +142,7 @@ def write_report(results: Results, out: str | Path, *, plots: bool | None = None
     summary = summary_markdown(table, info, paths, out, results.n_missing)
     failures = out / "failures.txt"
     if failures.is_file():
-        lines = failures.read_text(encoding="utf-8").splitlines()
+        lines = failures.read_text(encoding="utf-8", errors="replace").splitlines()
         summary += "\n## Failed cells\n\n" + "".join(f"- {line}\n" for line in lines)
     (out / "summary.md").write_text(summary, encoding="utf-8")
     (out / "index.html").write_text(

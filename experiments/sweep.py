@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -137,7 +138,8 @@ def lower_bound_ms(dag: Any, profiles: Any, configs: Sequence[Any]) -> float:
     return float(dag.critical_path(lambda t: profiles.exec_ms(t, fastest))[0])
 
 
-#: Environment variables that tell a real cell where to run (set by ``faasdag execute``).
+#: Environment variables that tell a real cell where to run (set by ``faasdag execute``; the
+#: first is `runtime.redis_driver.REDIS_URL_ENV`, named here so a sweep need not import redis).
 REDIS_URL_ENV = "FAASDAG_REDIS_URL"
 LAMBDA_ENDPOINT_ENV = "FAASDAG_LAMBDA_ENDPOINT"
 
@@ -184,6 +186,8 @@ def compute_cell(cell: Cell) -> CellResult:
     planner = get_planner(cell.planner)
     plan = planner.plan(dag, predictor, platform, cell.configs, seed=cell.plan_seed)
     run_id = f"c{cell.cell_id}"
+    if cell.backend != "sim":  # a real run is unique: the same cell may run twice at once
+        run_id = f"{run_id}-{uuid.uuid4().hex[:8]}"
     predicted = plan.predicted
     labels = {
         "run_id": run_id,
@@ -243,8 +247,8 @@ def write_parquet(
     if metadata:
         arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **metadata})
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    try:
+    try:  # from here on an interrupt (SIGTERM, Ctrl-C) removes the temporary file too
+        os.close(fd)
         pq.write_table(arrow, tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -266,15 +270,60 @@ class CellStore:
     """Finished cells of one output folder, under ``OUT/cells/``.
 
     Cell ``ID`` is finished when ``cells/ID.parquet`` (its label row) exists; its trace rows
-    are in the folder ``cells/ID/``, written (atomically) before the label row.
+    are in the folder ``cells/ID/``, written (atomically) before the label row. A stored cell
+    whose files cannot be read back (truncated, damaged) is not finished: it is recorded in
+    `corrupt`, skipped when loading, and a sweep computes it again.
+
+    Attributes
+    ----------
+    corrupt : dict of str to str
+        Cell id -> one line naming the unreadable file and the problem, for the cells seen so far.
     """
 
     def __init__(self, out: str | Path):
         self.out = Path(out)
         self.folder = self.out / "cells"
+        self.corrupt: dict[str, str] = {}
+        self._checked: set[str] = set()  # cells read back once (or just written) by this store
 
     def finished(self, cell_id: str) -> bool:
-        return (self.folder / f"{cell_id}.parquet").is_file() and (self.folder / cell_id).is_dir()
+        """Whether the cell is stored and readable (its files are read back once per store)."""
+        stored = (self.folder / f"{cell_id}.parquet").is_file() and (self.folder / cell_id).is_dir()
+        if not stored:
+            return False
+        if cell_id not in self._checked:
+            self._checked.add(cell_id)
+            try:
+                self._read(cell_id)
+            except CorruptCellError as error:
+                self.corrupt[cell_id] = str(error)
+        return cell_id not in self.corrupt
+
+    def _read(self, cell_id: str) -> tuple[Any, pd.DataFrame]:
+        """The cell's trace set and label row; CorruptCellError naming the file that fails."""
+        from traces.io import TraceSet, read_parquet_file
+        from traces.schema import TraceSchemaError
+
+        files = {t: self.folder / cell_id / f"{t}.parquet" for t in ("tasks", "workers", "runs")}
+        files["cells"] = self.folder / f"{cell_id}.parquet"
+        frames = {}
+        for table, file in files.items():
+            try:
+                frames[table] = read_parquet_file(file).to_pandas()
+            except Exception as error:  # noqa: BLE001 - whatever a damaged file raises
+                raise CorruptCellError(file, error) from None
+        if list(frames["cells"].columns) != list(CELL_COLUMNS) or len(frames["cells"]) != 1:
+            raise CorruptCellError(files["cells"], "not one row of the cell label columns")
+        try:
+            traces = TraceSet(
+                frames["tasks"],
+                frames["workers"],
+                frames["runs"],
+                _files={t: str(files[t]) for t in ("tasks", "workers", "runs")},
+            )
+        except (TraceSchemaError, ValueError, TypeError) as error:
+            raise CorruptCellError(getattr(error, "source", files["runs"]), error) from None
+        return traces, frames["cells"]
 
     def save(self, result: CellResult) -> None:
         """Store a finished cell: trace folder first, then the label row that marks it done."""
@@ -286,25 +335,32 @@ class CellStore:
             self.folder / cell_id, overwrite=True
         )
         write_parquet(result.labels, self.folder / f"{cell_id}.parquet")
+        self._checked.add(cell_id)
+        self.corrupt.pop(cell_id, None)
 
     def load(self, cell_ids: Iterable[str]) -> dict[str, pd.DataFrame]:
         """Merged tables (runs, tasks, workers, cells) of the finished ones among `cell_ids`,
-        in the given order."""
+        in the given order; corrupt cells are left out (see `corrupt`)."""
         from traces.io import TraceSet
 
-        ids = [c for c in cell_ids if self.finished(c)]
-        frames = {
-            table: [pq.read_table(self.folder / c / f"{table}.parquet").to_pandas() for c in ids]
-            for table in ("tasks", "workers", "runs")
-        }
+        read = []
+        for cell_id in cell_ids:
+            if not self.finished(cell_id):
+                continue
+            try:
+                read.append(self._read(cell_id))
+            except CorruptCellError as error:  # damaged since `finished` read it
+                self.corrupt[cell_id] = str(error)
         merged = TraceSet(
             *(
-                pd.concat(frames[t], ignore_index=True) if ids else None
+                pd.concat([getattr(traces, t) for traces, _ in read], ignore_index=True)
+                if read
+                else None
                 for t in ("tasks", "workers", "runs")
             ),
             source=str(self.folder),
         )
-        labels = [pq.read_table(self.folder / f"{c}.parquet").to_pandas() for c in ids]
+        labels = [label for _, label in read]
         cells = (
             pd.concat(labels, ignore_index=True)
             if labels
@@ -324,18 +380,34 @@ class CellStore:
         return sorted(p.stem for p in self.folder.glob("*.parquet") if self.finished(p.stem))
 
 
+class CorruptCellError(Exception):
+    """A stored cell file that cannot be read back; the message is one line naming the file."""
+
+    def __init__(self, file: str | Path, problem: Any):
+        text = " ".join(str(problem).split())  # pyarrow's and pandas' messages may span lines
+        if isinstance(problem, Exception) and text.startswith(f"{file}: "):
+            text = text.removeprefix(f"{file}: ")  # a TraceSchemaError names the file already
+        elif isinstance(problem, Exception):
+            text = f"{type(problem).__name__}: {text}" if text else type(problem).__name__
+        super().__init__(f"{file}: {text}")
+        self.file = str(file)
+
+
 # -- running ----------------------------------------------------------------------------------
 
 
 @dataclass
 class SweepStats:
     """How a sweep went: cells in the experiment, skipped (already finished), computed, and
-    the ones that failed (`CellFailure`, not stored: a re-run tries them again)."""
+    the ones that failed (`CellFailure`, not stored: a re-run tries them again); `corrupt`
+    holds the stored cells that could not be read back and were computed again (cell id ->
+    one line naming the file, as `CellStore.corrupt`)."""
 
     n_cells: int
     n_skipped: int
     n_computed: int
     failures: list[CellFailure] = field(default_factory=list)
+    corrupt: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -386,7 +458,7 @@ def run_cells(
     from tqdm.auto import tqdm
 
     todo = [c for c in cells if not store.finished(c.cell_id)]
-    stats = SweepStats(len(cells), len(cells) - len(todo), 0)
+    stats = SweepStats(len(cells), len(cells) - len(todo), 0, corrupt=dict(store.corrupt))
     if not todo:
         return stats
     bar = tqdm(
@@ -411,16 +483,53 @@ def run_cells(
         if dask is not None:
             _run_dask(todo, dask, done)
         elif jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(attempt_cell, cell) for cell in todo]
-                for future in as_completed(futures):
-                    done(future.result())
+            _run_pool(todo, jobs, done)
         else:
             for cell in todo:
                 done(attempt_cell(cell))
     finally:
         bar.close()
     return stats
+
+
+def _run_pool(todo: Sequence[Cell], jobs: int, done: Callable[[Any], None]) -> None:
+    """The cells in `jobs` worker processes. On an interrupt (or any error) the workers are
+    terminated at once: a plain `shutdown` would first run every queued cell, and a worker
+    left behind would outlive this process."""
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_pool_worker_signals)
+    try:
+        futures = [pool.submit(attempt_cell, cell) for cell in todo]
+        for future in as_completed(futures):
+            done(future.result())
+    except BaseException:
+        _terminate_pool(pool)
+        raise
+    pool.shutdown()
+
+
+def _pool_worker_signals() -> None:
+    """In a pool worker: ignore SIGINT (a Ctrl-C reaches the whole process group; the parent
+    stops the workers itself) and die on SIGTERM (not run a handler inherited by fork)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _terminate_pool(pool: ProcessPoolExecutor, wait_s: float = 5.0) -> None:
+    """Cancel the queued cells and terminate the pool's workers (killed after `wait_s`)."""
+    # The workers, read before `shutdown` drops them (Python 3.14's terminate_workers does
+    # the same; earlier versions have no public way).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(wait_s)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def _run_dask(todo: Sequence[Cell], dask: str | Any, done: Callable[[Any], None]) -> None:

@@ -29,8 +29,8 @@ as a preset that ``Platform.preset(path)`` loads, with the per-memory-size figur
 billing: prices stay AWS Lambda's.
 
 The probe function's handler (`runtime.lambda_probe.probe`) starts as the real handler does, with
-the runs' backend named in its environment, so a probe's cold start costs what a faasdag
-worker's does.
+the runs' backend and the store's URL (``FAASDAG_REDIS_URL``, never a payload) named in its
+environment, so a probe's cold start costs what a faasdag worker's does.
 """
 
 from __future__ import annotations

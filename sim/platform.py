@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import simpy
 
+from dag.limits import MAX_DURATION_MS, duration_limit_text
 from dag.resources import ResourceConfig
 from sim.host import Host
 
@@ -59,7 +60,7 @@ class Platform:
         Label, e.g. the preset name.
     cold_start_median_ms, cold_start_sigma, cold_start_min_ms : float
         A cold start takes ``max(min, median * exp(sigma * Z))`` ms, Z standard normal (lognormal
-        with that median and log-space sigma).
+        with that median and log-space sigma; sigma at most 4), capped at one day.
     warm_start_ms : float
         Start-up of an invocation that finds an idle container of its config, ms.
     keep_alive_ms : float
@@ -106,10 +107,15 @@ class Platform:
         With finite `host_cpus`: the time slice its CPUs hand out in turn, ms (Linux's
         scheduler; see `sim.host`); 0 shares them processor-style, every job slowed alike.
 
+    Every duration above (the ``_ms`` fields but `keep_alive_ms`, which is only compared with
+    the clock) is at most `dag.limits.MAX_DURATION_MS`, one day, so the simulated clock keeps
+    sub-microsecond steps.
+
     Raises
     ------
     ValueError
-        If a value is not a number or is out of range; the message names the field.
+        If a value is not a number or is out of range (NaN, or infinite where that makes no
+        sense, or above its limit); the message names the field and the limit.
     """
 
     name: str = "custom"
@@ -168,6 +174,17 @@ class Platform:
     }
     # fields of _RANGES that may also be None
     _OPTIONAL = frozenset({"upload_bytes_per_ms", "download_bytes_per_ms"})
+    # field -> (highest value, how a message names it): durations stay within the float
+    # clock's resolution (dag.limits); a sigma of 4 already spreads cold starts by 700x
+    # between median and 95th percentile, and keeps exp(sigma * Z) far from overflowing.
+    _HIGHEST = {
+        **{
+            key: (MAX_DURATION_MS, duration_limit_text())
+            for key in _RANGES
+            if key.endswith("_ms") and "_per_" not in key and key != "keep_alive_ms"
+        },
+        "cold_start_sigma": (4.0, "4"),
+    }
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -188,6 +205,8 @@ class Platform:
                 bound = ">=" if low_ok else ">"
                 extra = " (inf allowed)" if inf_ok else ", finite"
                 raise ValueError(f"Platform {key}={value!r} must be {bound} {low:g}{extra}")
+            if key in self._HIGHEST and value > self._HIGHEST[key][0]:
+                raise ValueError(f"Platform {key}={value!r} is above {self._HIGHEST[key][1]}")
             object.__setattr__(self, key, float(value))
         limit = self.concurrency_limit
         if limit == "unlimited" or (isinstance(limit, float) and limit == math.inf):
@@ -324,9 +343,10 @@ class Platform:
         """
         del config
         z = float(rng.standard_normal())
-        return max(
-            self.cold_start_min_ms, self.cold_start_median_ms * math.exp(self.cold_start_sigma * z)
-        )
+        drawn = self.cold_start_median_ms * math.exp(self.cold_start_sigma * z)
+        # The far tail is capped where every input duration is (dag.limits): the clock's
+        # resolution, not a model of start-ups (at aws-lambda's sigma it takes Z > 35).
+        return min(MAX_DURATION_MS, max(self.cold_start_min_ms, drawn))
 
 
 class BusyInterval(NamedTuple):

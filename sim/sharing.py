@@ -163,7 +163,10 @@ class ProcessorSharing:
         self._advance()
         head = self._heap[0][0]
         limit = self._virtual + _REL_EPS * max(1.0, abs(self._virtual))
-        if head > limit and (head - self._virtual) / self.rate() > _ABS_EPS_MS:
+        rest_ms = (head - self._virtual) / self.rate()
+        # A rest too short for the clock to move (now + rest == now, late in a long run) would
+        # re-arm a timeout at this same instant forever: the head is done now.
+        if head > limit and rest_ms > _ABS_EPS_MS and self.env._now + rest_ms > self.env._now:
             self._reschedule()  # fired early: arrivals since arming slowed the head down
             return
         # The head is done now; snap V onto its tag and release every job within round-off.

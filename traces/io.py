@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dag.limits import MAX_BYTES, MAX_DURATION_MS, bytes_limit_text, duration_limit_text
 from traces.schema import (
     SCHEMA_VERSION,
     TABLES,
@@ -35,6 +36,52 @@ logger = logging.getLogger(__name__)
 
 VERSION_KEY = b"faasdag.schema_version"
 TABLE_KEY = b"faasdag.table"
+
+#: Columns of the tasks table a simulator replays or predicts from, with their bounds
+#: (`dag.limits`): checked (`check_limits`) where a trace folder becomes a simulation's input,
+#: not on every read, so that any recorded run can be written and read back.
+REPLAYED_LIMITS = {
+    **{
+        column: (MAX_DURATION_MS, duration_limit_text())
+        for column in ("startup_ms", "download_ms", "exec_ms", "upload_ms", "dc_ms")
+    },
+    **{
+        column: (MAX_BYTES, bytes_limit_text())
+        for column in ("input_bytes", "download_bytes", "output_bytes")
+    },
+}
+
+
+def read_parquet_file(file: Path) -> pa.Table:
+    """One Parquet file as an Arrow table.
+
+    Raises
+    ------
+    TraceSchemaError
+        Naming the file, if it is not a readable Parquet file (truncated, garbage, not Parquet).
+    """
+    try:
+        return pq.read_table(file)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        problem = " ".join(str(error).split())  # pyarrow's messages may span lines
+        problem = problem.replace(f"Could not open Parquet input source '{file}': ", "")
+        raise TraceSchemaError(str(file), f"not a readable Parquet file ({problem})") from None
+
+
+def check_limits(tasks: pd.DataFrame, source: str) -> None:
+    """Check the replayed columns of a tasks table against `REPLAYED_LIMITS`.
+
+    Raises
+    ------
+    TraceSchemaError
+        Naming `source`, the column and the first row above its limit.
+    """
+    for column, (highest, text) in REPLAYED_LIMITS.items():
+        values = tasks[column].to_numpy()
+        rows = np.flatnonzero(values > highest)
+        if rows.size:
+            row = int(rows[0])
+            raise TraceSchemaError(source, f"{values[row]!r} is above {text}", column, row)
 
 
 class TraceSet:
@@ -180,9 +227,10 @@ class TraceSet:
         FileNotFoundError
             If the folder or one of its three files is missing.
         TraceSchemaError
-            Naming the file, column and first bad row: wrong schema version, missing or extra
-            columns, wrong dtypes, missing required values, negative durations or sizes, an end
-            before its start, or rows naming an unknown run.
+            Naming the file, column and first bad row: a file that is not readable Parquet
+            (truncated, corrupt), wrong schema version, missing or extra columns, wrong dtypes,
+            missing required values, negative durations or sizes, an end before its start, or
+            rows naming an unknown run. (Bounds for replay are checked by `check_limits`.)
         """
         folder = Path(path)
         if not folder.is_dir():
@@ -194,17 +242,21 @@ class TraceSet:
             files[table] = str(file)
             if not file.exists():
                 raise FileNotFoundError(f"trace folder {str(folder)!r} has no {file.name}")
-            arrow = pq.read_table(file)
+            arrow = read_parquet_file(file)
             meta = arrow.schema.metadata or {}
             version = meta.get(VERSION_KEY)
             if version is None:
                 raise TraceSchemaError(str(file), "no faasdag schema version in the file metadata")
-            if version.decode() != str(SCHEMA_VERSION):
+            if version != str(SCHEMA_VERSION).encode():
+                shown = version.decode(errors="replace")
                 raise TraceSchemaError(
-                    str(file),
-                    f"schema version {version.decode()}, this reader knows {SCHEMA_VERSION}",
+                    str(file), f"schema version {shown}, this reader knows {SCHEMA_VERSION}"
                 )
-            frame = arrow.to_pandas()
+            try:
+                frame = arrow.to_pandas()
+            except (pa.ArrowException, ValueError, TypeError) as error:
+                problem = " ".join(str(error).split())
+                raise TraceSchemaError(str(file), f"unreadable table ({problem})") from None
             frames[table] = coerce_frame(table, frame, str(file), strict=True)
         return cls(**frames, _files=files)
 
@@ -229,14 +281,21 @@ class TraceSet:
         Raises
         ------
         FileNotFoundError, TraceSchemaError
-            As `read`.
+            As `read`; also a ``meta.json`` or CSV file that cannot be parsed.
         """
         folder = Path(path)
         if not folder.is_dir():
             raise FileNotFoundError(f"trace folder {str(folder)!r} does not exist")
         meta_file = folder / "meta.json"
         if meta_file.exists():
-            version = json.loads(meta_file.read_text()).get("schema_version")
+            try:
+                meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            except (ValueError, OSError) as error:  # JSONDecodeError, UnicodeDecodeError
+                problem = " ".join(str(error).split())
+                raise TraceSchemaError(
+                    str(meta_file), f"not a readable JSON file ({problem})"
+                ) from None
+            version = meta.get("schema_version") if isinstance(meta, dict) else None
             if version != SCHEMA_VERSION:
                 raise TraceSchemaError(
                     str(meta_file),
@@ -249,7 +308,12 @@ class TraceSet:
             files[table] = str(file)
             if not file.exists():
                 raise FileNotFoundError(f"trace folder {str(folder)!r} has no {file.name}")
-            frames[table] = coerce_frame(table, read_csv_text(file), str(file))
+            try:
+                text = read_csv_text(file)
+            except (ValueError, OSError) as error:  # pandas' ParserError, UnicodeDecodeError
+                problem = " ".join(str(error).split())
+                raise TraceSchemaError(str(file), f"not a readable CSV file ({problem})") from None
+            frames[table] = coerce_frame(table, text, str(file))
         return cls(**frames, _files=files)
 
 

@@ -17,7 +17,8 @@ def _shown(capsys, argv):
 
 
 def test_show_wfformat_file(tmp_path, capsys):
-    """A WfFormat file the test writes is summarised with its runtime critical path."""
+    """A WfFormat file the test writes is summarised with its runtime critical path, and the
+    tasks without an output size (no outputFiles) are counted."""
     dag = DAG(
         [
             Task("a", "load"),
@@ -37,6 +38,7 @@ def test_show_wfformat_file(tmp_path, capsys):
         "depth": "3",
         "width": "2",
         "critical_path_ms": "7.0",
+        "tasks_without_output_size": "3 (first 'b')",
     }
 
 
