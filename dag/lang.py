@@ -333,6 +333,23 @@ class Workflow:
         except (KeyError, TypeError):
             raise KeyError(f"{ref!r} is not a task of workflow {self.name!r}") from None
 
+    def output_ids(self) -> frozenset[str]:
+        """Ids of the tasks whose results the outputs structure holds (intermediate ones too)."""
+        found: set[str] = set()
+
+        def walk(value: Any) -> None:
+            if type(value) is str:
+                found.add(value)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            else:
+                for item in value:
+                    walk(item)
+
+        walk(self.outputs)
+        return frozenset(found)
+
     def run_local(self) -> dict[str, Any]:
         """Run every task in this process, in topological order; returns {task id: result}."""
         results: dict[str, Any] = {}

@@ -64,7 +64,8 @@ class RunResult:
     ----------
     run_id : str
     results : dict
-        Sink task id -> value.
+        Task id -> value of every task the outputs structure names (intermediate tasks too)
+        and every sink.
     value : object
         The workflow's outputs structure filled with results (None for a bare DAG).
     tasks, workers, runs : DataFrame
@@ -265,7 +266,8 @@ def run(
         configs = {plan[t].config for t in dag}
         estimates = TabulatedEstimates.tabulate(estimates, dag.topological_order(), configs)
     # Workers get the plan without its predicted timeline (frames of the simulator).
-    schedule = Schedule.build(dag, plan.with_predicted(None), estimates)
+    outputs = workflow.output_ids() if workflow is not None else ()
+    schedule = Schedule.build(dag, plan.with_predicted(None), estimates, outputs)
     redis_url = redis_url or os.environ.get(REDIS_URL_ENV) or DEFAULT_REDIS_URL
     the_backend = _resolve_backend(backend, backend_options, redis_url)
     run_id = run_id or uuid.uuid4().hex[:16]

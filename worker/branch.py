@@ -10,8 +10,8 @@ Rules (DESIGN.md, following WUKONG and octoflows):
 2. A *flexible* worker (WUKONG) is started for one ready task. After each task it goes on with
    the ready flexible consumers it keeps (one continuation, plus clustered ones) and starts new
    workers for the others; it keeps every output it produced in memory.
-3. A task's output is uploaded only if it is a sink or some consumer will not read it from this
-   worker's memory. Upload happens before any dependency counter is touched, unless the
+3. A task's output is uploaded only if the client asked for it (every sink, and any task named in
+   the schedule's outputs) or some consumer will not read it from this worker's memory. Upload happens before any dependency counter is touched, unless the
    producer counts first on purpose (fan-in clustering, delayed I/O; their fan-ins then wait).
 4. Fan-in: each producer on another worker counts itself into the consumer's counter (a set,
    so counting twice counts once); the one that sees it reach ``len(counted)`` starts the
@@ -19,7 +19,7 @@ Rules (DESIGN.md, following WUKONG and octoflows):
    is kept by this worker or gets a new one. Every start is claimed first (set-if-absent), so
    no worker, nor its retry, starts anything twice.
 5. COMPLETED is published for a task whose output a fixed worker elsewhere, a waiting fan-in,
-   or the client (sinks) may be waiting for.
+   or the client (the schedule's outputs) may be waiting for.
 6. ``None`` is a valid result: outputs travel as values, never as "missing" markers.
 7. A retry (``attempt`` > 0) of a lost worker re-runs the same logic but reads back every output
    its lost attempt stored instead of running the task again, and resumes the fan-ins that
@@ -198,9 +198,8 @@ def run_duplicate(schedule: Schedule, upstream: str, me: Invocation) -> Logic:
 
 
 def _publish_needed(schedule: Schedule, task_id: str, elsewhere: list[str]) -> bool:
-    consumers = schedule.dag.successors(task_id)
     return (
-        not consumers
+        task_id in schedule.outputs
         or any(schedule.worker_of[c] is not None for c in elsewhere)
         or any(c in schedule.waits_for_inputs for c in elsewhere)
     )
@@ -270,8 +269,7 @@ def share_output(
     worker_of = schedule.worker_of
     elsewhere = list(elsewhere)
     count_first = [c for c in count_first if c in elsewhere]
-    consumers = schedule.dag.successors(task_id)
-    upload_first = not consumers or any(c not in count_first for c in elsewhere)
+    upload_first = task_id in schedule.outputs or any(c not in count_first for c in elsewhere)
     if upload_first:
         yield from _store_output(schedule, task_id, output, elsewhere)
 
@@ -409,8 +407,10 @@ def run_client(schedule: Schedule, *, fetch_results: bool = True) -> Logic:
 
 
 def await_sinks(schedule: Schedule, *, fetch_results: bool = True) -> Logic:
-    """Wait until every sink's output is stored; returns {sink: value} if asked."""
+    """Wait until every output the client asked for (the sinks, and the schedule's other
+    outputs) is stored; returns {task id: value} if asked."""
     sinks = list(schedule.dag.sinks)
+    sinks += [t for t in schedule.dag.topological_order() if t in schedule.outputs - set(sinks)]
     yield from _all([Subscribe(channel=done_channel(s)) for s in sinks])
     present = yield from _all([Exists(key=output_key(s)) for s in sinks])
     for sink, stored in zip(sinks, present, strict=True):

@@ -5,7 +5,7 @@ The tables here are read by the worker logic; they hold no state that changes du
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -67,6 +67,9 @@ class Schedule:
     counted : mapping task id -> the producers that increment its dependency counter: those on
         another worker (all of them for a flexible task). A task whose count reaches
         ``len(counted[t])`` is ready to be started by whoever observed it.
+    outputs : frozenset of task ids
+        The tasks whose results the client waits for and fetches: the sinks, and any other
+        task the caller asked for (its output is then stored like a sink's).
     """
 
     dag: DAG
@@ -78,19 +81,32 @@ class Schedule:
     estimates: Estimates | None = None
     dup_targets: frozenset[str] = frozenset()
     waits_for_inputs: frozenset[str] = frozenset()
+    outputs: frozenset[str] = frozenset()
 
     @classmethod
-    def build(cls, dag: DAG, plan: Plan, estimates: Estimates | None = None) -> Schedule:
-        """Read `plan` against `dag`; `estimates` feed run-time decisions (task-dup, clustering).
+    def build(
+        cls,
+        dag: DAG,
+        plan: Plan,
+        estimates: Estimates | None = None,
+        outputs: Iterable[str] = (),
+    ) -> Schedule:
+        """Read `plan` against `dag`; `estimates` feed run-time decisions (task-dup, clustering);
+        `outputs` names tasks besides the sinks whose results the client fetches.
 
         Raises
         ------
         PlanError
             If the plan does not fit the DAG.
         ValueError
-            If task-dup or clustering by exec time is planned without estimates.
+            If task-dup or clustering by exec time is planned without estimates, or `outputs`
+            names a task not in the DAG.
         """
         plan.validate(dag)
+        outputs = frozenset(outputs)
+        unknown = sorted(t for t in outputs if t not in dag)
+        if unknown:
+            raise ValueError(f"outputs name tasks not in the DAG: {unknown}")
         worker_of = {t: plan[t].worker_id for t in dag}
         config_of = {t: plan[t].config for t in dag}
         local: dict[str, list[str]] = {}
@@ -146,6 +162,7 @@ class Schedule:
             estimates=estimates,
             dup_targets=dup_targets,
             waits_for_inputs=waits,
+            outputs=outputs | frozenset(dag.sinks),
         )
 
     def is_local(self, worker_id: str, task_id: str) -> bool:

@@ -271,3 +271,17 @@ def test_the_context_a_run_ships_unpickles_without_the_simulator(redis_url):
         cwd=str(Path(__file__).resolve().parents[2]),
     )  # fmt: skip
     assert out.stdout.decode().strip() == ""
+
+
+@pytest.mark.parametrize("placement", ["fixed", "flexible"])
+def test_an_intermediate_task_asked_for_is_returned(redis_url, placement):
+    """An outputs structure naming a task that also feeds another gets both results, though
+    the intermediate one would otherwise stay in its worker's memory."""
+    from dag.lang import build
+
+    middle = rt.add(rt.number(1), rt.number(2))
+    workflow = build({"middle": middle, "last": rt.add(middle, rt.number(10))})
+    worker = "w" if placement == "fixed" else None
+    plan = Plan({t: Placement(worker, CFG) for t in workflow.dag})
+    result = run(workflow, plan, redis_url=redis_url, timeout_s=30)
+    assert result.value == {"middle": 3, "last": 13}
