@@ -162,6 +162,7 @@ def _real_run(cell: Cell, workflow: Any, plan: Any, run_id: str) -> tuple[Any, A
         backend=cell.backend,
         redis_url=os.environ.get(REDIS_URL_ENV, "redis://127.0.0.1:6379/0"),
         run_id=run_id,
+        platform=cell_platform(cell),  # the cell's prices bill the real run
         **options,
     )
     workflow.check(result.results)

@@ -27,6 +27,7 @@ from dag.graph import DAG
 from dag.lang import Workflow, build
 from dag.plan import Placement, Plan
 from dag.resources import ResourceConfig
+from planners.base import as_platform
 from runtime.backends import Backend, LocalBackend, backend_for
 from runtime.errors import RemoteTaskError
 from runtime.events import EventLog, replay
@@ -44,6 +45,7 @@ from runtime.redis_driver import (
     inline_context,
 )
 from runtime.store import DEFAULT_TTL_S, RedisStore, RunFailed, StoreError
+from sim.costs import bill_recorded
 from traces.io import TraceSet
 from traces.schema import frame_from_rows, make_frame
 from worker.estimates import TabulatedEstimates
@@ -176,6 +178,7 @@ def run(
     keep: bool = False,
     run_id: str | None = None,
     on_settled: Callable[[], None] | None = None,
+    platform: Any = "aws-lambda",
     **backend_options: Any,
 ) -> RunResult:
     """Run a workflow for real: plan it, store its context, invoke the roots, await the sinks.
@@ -238,6 +241,9 @@ def run(
     on_settled : callable, optional
         Called once every worker has ended (its log read back), before the client builds the
         traces: where a measurement of the run itself ends (e.g. CPU counters).
+    platform : Platform or str
+        Whose prices bill the run (`sim.costs.bill_recorded` on its workers' billed time and
+        its store use); a preset name or TOML path, default ``"aws-lambda"``.
     **backend_options
         For ``backend="lambda"``: ``endpoint_url``, ``region_name``, ``prefix``.
 
@@ -331,18 +337,28 @@ def run(
     tasks = frame_from_rows("tasks", recorder.task_rows(), labels, "real tasks")
     workers = frame_from_rows("workers", recorder.worker_rows(), labels, "real workers")
     makespan_ms = recorder.makespan_ms()
+    bytes_up = int(tasks.loc[tasks["upload_ms"] > 0, "output_bytes"].sum()) if len(tasks) else 0
+    bytes_down = int(tasks["download_bytes"].sum()) if len(tasks) else 0
+    cost = bill_recorded(
+        workers,
+        as_platform(platform),
+        store_bytes=bytes_up + bytes_down,
+        n_store_ops=recorder.n_store_commands + recorder.n_publishes,
+    )
     runs = make_frame(
         "runs",
         [
             {
                 **labels,
                 "makespan_ms": makespan_ms,
+                "cost_compute_usd": cost["compute_usd"],
+                "cost_requests_usd": cost["requests_usd"],
+                "cost_store_usd": cost["store_usd"],
+                "cost_usd": cost["total_usd"],
                 "n_workers": len(workers),
                 "n_cold": int((workers["startup"] == "cold").sum()),
-                "bytes_up": int(tasks.loc[tasks["upload_ms"] > 0, "output_bytes"].sum())
-                if len(tasks)
-                else 0,
-                "bytes_down": int(tasks["download_bytes"].sum()) if len(tasks) else 0,
+                "bytes_up": bytes_up,
+                "bytes_down": bytes_down,
             }
         ],
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from dag.resources import ResourceConfig
 from sim.platform import Platform
@@ -123,3 +124,34 @@ class CostLedger:
             "store_bytes": self.store_bytes,
             "n_store_ops": self.n_store_ops,
         }
+
+
+def bill_recorded(
+    workers: Any, platform: Platform, *, store_bytes: int = 0, n_store_ops: int = 0
+) -> dict[str, float]:
+    """The bill of a recorded run: this cost model applied to its own billed time and store use.
+
+    Each worker row is one invocation of its config for its ``billed_ms`` (start-up to end, as
+    the recorder measured it), billed like a simulated invocation, so a real run's cost
+    compares with a simulated one's on the same prices and rounding.
+
+    Parameters
+    ----------
+    workers : DataFrame
+        A `workers` trace table (memory_mb, cpus, billed_ms, ...).
+    platform : Platform
+        Prices and billing granularity.
+    store_bytes, n_store_ops : int
+        Bytes moved to and from the store, and store commands (publishes included).
+
+    Returns
+    -------
+    dict
+        As `CostLedger.breakdown`.
+    """
+    ledger = CostLedger(platform)
+    for row in workers.itertuples(index=False):
+        ledger.invocation(ResourceConfig(int(row.memory_mb), float(row.cpus)), float(row.billed_ms))
+    ledger.store_transfer(int(store_bytes))
+    ledger.store_op(int(n_store_ops))
+    return ledger.breakdown()

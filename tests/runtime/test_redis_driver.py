@@ -285,3 +285,28 @@ def test_an_intermediate_task_asked_for_is_returned(redis_url, placement):
     plan = Plan({t: Placement(worker, CFG) for t in workflow.dag})
     result = run(workflow, plan, redis_url=redis_url, timeout_s=30)
     assert result.value == {"middle": 3, "last": 13}
+
+
+def test_a_real_run_is_billed_by_the_cost_model_on_its_own_billed_time(redis_url):
+    """A real run's cost is not 0: it is the platform's prices applied to each worker's billed
+    ms and memory, one request fee per worker, and its store use; within 10% of that bill
+    recomputed by hand from the workers table."""
+    from sim.platform import Platform
+
+    example = build_example("tree_reduction")
+    platform = Platform.preset("aws-lambda")
+    result = run(example, plans_for(example.dag)["mixed"], redis_url=redis_url, timeout_s=60)
+    row = result.runs.iloc[0]
+    assert row["cost_usd"] > 0 and row["cost_compute_usd"] > 0
+    gb_s = (result.workers["billed_ms"] / 1000 * result.workers["memory_mb"] / 1024).sum()
+    by_hand = gb_s * platform.price_per_gb_s + len(result.workers) * platform.price_per_request
+    compute_and_requests = row["cost_compute_usd"] + row["cost_requests_usd"]
+    assert abs(compute_and_requests - by_hand) <= 0.10 * by_hand
+    cheaper = run(
+        example,
+        plans_for(example.dag)["mixed"],
+        redis_url=redis_url,
+        timeout_s=60,
+        platform=platform.with_overrides(price_per_gb_s=0.0, price_per_request=0.0),
+    )
+    assert cheaper.runs.iloc[0]["cost_compute_usd"] == 0.0
