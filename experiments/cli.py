@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     configure_quickstart(quick)
     add_commands(commands)
     add_execute(commands)
+    from experiments.deploy_commands import add_deploy
+
+    add_deploy(commands)
     from experiments.fidelity import register as register_fidelity
 
     register_fidelity(commands)
@@ -44,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     dag_sub = dag_cmd.add_subparsers(dest="dag_command", required=True, metavar="DAG_COMMAND")
     show = dag_sub.add_parser(
         "show",
-        help="summary of a WfFormat file or an example workflow (e.g. gemm:n=2000,blocks=4)",
+        help="summary of a WfFormat file, an example workflow (e.g. gemm:n=2000,blocks=4) "
+        "or a workflow from your code (flow.py:BUILDER[:k=v,...])",
     )
     show.add_argument("workflow", metavar="FILE_OR_WORKFLOW")
     show.set_defaults(handler=_cmd_dag_show)

@@ -1,102 +1,117 @@
-"""Deploying faasdag to AWS Lambda: package the project, create or update one function per
-memory size, and state the IAM policy the functions and the deployer need.
+"""Deploying faasdag to AWS Lambda: create, update or delete one function per memory size,
+and state the IAM policy the functions and the deployer need.
 
-Function code is the same zip for every function (``<prefix>-<memory_mb>``); a workflow's
-Python requirements are installed into the zip at package time, so workers never install at
-run time.
+Function code is the same zip for every function (``<prefix>-<memory_mb>``), built by
+`runtime.lambda_package` (re-exported here); a workflow's Python requirements are installed
+into the zip at package time, so workers never install at run time. The zip is reproducible,
+so deploying unchanged code is seen as such (by its ``CodeSha256``) and uploads nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
+import re
 import time
-import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dag.resources import ResourceConfig
-from runtime.lambda_backend import backend_environment, function_name
+from runtime.lambda_backend import backend_environment, function_name, lambda_client
+
+# The packaging half, re-exported: `package` and friends were first defined here.
+from runtime.lambda_package import (
+    BASE_REQUIREMENTS,
+    LAMBDA_PLATFORM,
+    MAX_ZIP_BYTES,
+    PROJECT_ROOT,
+    WORKER_PACKAGES,
+    check_zip_size,
+    code_sha256,
+    package,
+    workflow_modules,
+    write_zip,
+)
 from runtime.redis_driver import REDIS_URL_ENV
 from runtime.signing import SIGNING_KEY_ENV, signing_key
 
+__all__ = [
+    "BASE_REQUIREMENTS",
+    "HANDLER",
+    "LAMBDA_PLATFORM",
+    "LOCAL_ROLE_ARN",
+    "MAX_ZIP_BYTES",
+    "PROJECT_ROOT",
+    "WORKER_PACKAGES",
+    "DeployError",
+    "Deployment",
+    "check_zip_size",
+    "code_sha256",
+    "deploy",
+    "deploy_code",
+    "destroy",
+    "function_names",
+    "iam_policy",
+    "iam_policy_json",
+    "package",
+    "workflow_modules",
+    "write_zip",
+]
+
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-#: Packages of this project a worker imports (sim/, planners/, experiments/ stay out).
-WORKER_PACKAGES = ("dag", "traces", "worker", "runtime")
-#: What the worker code itself needs on Lambda (boto3 is in the Lambda Python runtime).
-BASE_REQUIREMENTS = ("redis>=5", "cloudpickle>=3", "numpy>=1.26", "networkx>=3.2")
 HANDLER = "runtime.lambda_handler.handler"
+#: The execution role given to functions created on the local emulator, which checks none.
+LOCAL_ROLE_ARN = "arn:aws:iam::000000000000:role/faasdag-local"
 
 
-def package(
-    out_path: str | Path,
-    *,
-    requirements: Sequence[str] = (),
-    install: bool = True,
-    packages: Sequence[str] = WORKER_PACKAGES,
-    project_root: str | Path = PROJECT_ROOT,
-    extra_paths: Iterable[str | Path] = (),
-    python_version: str = "3.11",
-) -> Path:
-    """Write the deployment zip: the project's worker packages, `extra_paths` (modules of the
-    workflow), and, if `install`, `BASE_REQUIREMENTS` plus `requirements` installed for Lambda
-    (manylinux x86_64 wheels) with pip.
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What `deploy_code` did to one function.
 
-    Returns
-    -------
-    Path of the zip.
-
-    Raises
-    ------
-    FileNotFoundError
-        If a package or extra path does not exist (named).
-    RuntimeError
-        If pip fails (its output is in the message).
+    Attributes
+    ----------
+    function_name : str
+    memory_mb : int
+    action : {"created", "updated", "unchanged"}
+        Of its code: created with it, replaced, or left as it was (the same ``CodeSha256``).
+    code_sha256 : str
+        Base64 SHA-256 of the code (`code_sha256`).
+    configuration_updated : bool
+        Whether an existing function's environment (or memory size) was brought up to date.
     """
-    root = Path(project_root)
-    out = Path(out_path)
-    sources: list[tuple[Path, Path]] = []  # (file, its base folder)
-    for name in packages:
-        folder = root / name
-        if not folder.is_dir():
-            raise FileNotFoundError(f"package {name!r} not found under {root}")
-        sources += [(f, root) for f in folder.rglob("*.py")]
-    for extra in map(Path, extra_paths):
-        if not extra.exists():
-            raise FileNotFoundError(f"extra path {str(extra)!r} does not exist")
-        base = extra.parent
-        files = extra.rglob("*.py") if extra.is_dir() else [extra]
-        sources += [(f, base) for f in files]
-    with tempfile.TemporaryDirectory(prefix="faasdag-deps-") as deps:
-        if install:
-            _pip_install([*BASE_REQUIREMENTS, *requirements], Path(deps), python_version)
-            sources += [(f, Path(deps)) for f in Path(deps).rglob("*") if f.is_file()]
-        tmp = out.with_suffix(out.suffix + ".tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file, base in sorted(sources):
-                if "__pycache__" in file.parts:
-                    continue
-                archive.write(file, file.relative_to(base).as_posix())
-        tmp.replace(out)
-    return out
+
+    function_name: str
+    memory_mb: int
+    action: str
+    code_sha256: str
+    configuration_updated: bool = False
 
 
-def _pip_install(requirements: Sequence[str], target: Path, python_version: str) -> None:
-    command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
-        "--platform", "manylinux2014_x86_64", "--only-binary=:all:",
-        "--python-version", python_version, *requirements,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"pip could not install {list(requirements)}:\n{done.stderr}")
+class DeployError(RuntimeError):
+    """The Lambda API refused a call: names what it was about (a function) and AWS's error
+    code (``error_code``, e.g. ``AccessDeniedException``)."""
+
+    def __init__(self, subject: str, error_code: str, message: str):
+        super().__init__(f"{subject}: {error_code}: {message}")
+        self.subject, self.error_code = subject, error_code
+
+
+@contextlib.contextmanager
+def _api_errors(subject: str) -> Iterator[None]:
+    """Turn a botocore ClientError into a `DeployError` about `subject`."""
+    from botocore.exceptions import ClientError
+
+    try:
+        yield
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        code, message = error.get("Code") or "UnknownError", error.get("Message") or str(err)
+        raise DeployError(subject, code, message) from None
 
 
 def deploy(
@@ -112,34 +127,65 @@ def deploy(
     environment: dict[str, str] | None = None,
     redis_url: str | None = None,
 ) -> list[str]:
-    """Create or update one function per distinct memory size of `configs`; returns the names.
+    """Create or update one function per distinct memory size of `configs` with the zip at
+    `zip_path` (`deploy_code`); returns the function names, by memory size."""
+    done = deploy_code(
+        Path(zip_path).read_bytes(),
+        configs,
+        role_arn=role_arn,
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        prefix=prefix,
+        timeout_s=timeout_s,
+        runtime=runtime,
+        environment=environment,
+        redis_url=redis_url,
+    )
+    return [d.function_name for d in done]
 
-    The code is uploaded once per function (not per task), and Lambda's asynchronous retries are
-    switched off (``MaximumRetryAttempts=0``): the client retries lost workers itself. Every
-    function's environment holds what its workers must not get from a payload: the store's
-    URL (``FAASDAG_REDIS_URL``: `redis_url`, default this process's variable) and the key that
+
+def deploy_code(
+    code: bytes,
+    configs: Iterable[ResourceConfig],
+    *,
+    role_arn: str | None = None,
+    endpoint_url: str | None = None,
+    region_name: str = "us-east-1",
+    prefix: str = "faasdag",
+    timeout_s: int = 900,
+    runtime: str = "python3.11",
+    environment: dict[str, str] | None = None,
+    redis_url: str | None = None,
+) -> list[Deployment]:
+    """Create, update or leave as it is one function ``<prefix>-<memory_mb>`` per distinct
+    memory size of `configs`, with `code` (a zip's bytes).
+
+    Every function is looked up before any is changed, so a missing function without a
+    `role_arn` to create it with fails with nothing touched. An existing function whose
+    ``CodeSha256`` is `code`'s keeps its code (no UpdateFunctionCode); its environment is
+    still brought up to date. Lambda's asynchronous retries are switched off
+    (``MaximumRetryAttempts=0``): the client retries lost workers itself. Every function's
+    environment holds what its workers must not get from a payload: the store's URL
+    (``FAASDAG_REDIS_URL``: `redis_url`, default this process's variable) and the key that
     signs payloads and stored values (``FAASDAG_SIGNING_KEY``: this process's key,
     `runtime.signing`), plus the backend its workers invoke others with
     (`backend_environment`), so its containers make their Lambda client when they start.
-    `environment` adds variables (or overrides those). An existing function gets its code and
-    these variables updated (its other variables are kept).
+    `environment` adds variables (or overrides those); an existing function's other variables
+    are kept.
+
+    Returns
+    -------
+    list of Deployment
+        One per function, by memory size.
 
     Raises
     ------
     ValueError
-        If no Redis URL is given or set in the environment.
+        If no Redis URL is given or set in the environment, or a function must be created and
+        no `role_arn` is given.
+    DeployError
+        If the Lambda API refuses a call (names the function and AWS's error code).
     """
-    import boto3
-
-    from runtime.lambda_backend import _is_loopback
-
-    credentials: dict[str, str] = {}
-    if endpoint_url and _is_loopback(endpoint_url) and boto3.Session().get_credentials() is None:
-        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-    client = boto3.client(
-        "lambda", endpoint_url=endpoint_url, region_name=region_name, **credentials
-    )
-    code = Path(zip_path).read_bytes()
     redis_url = redis_url or os.environ.get(REDIS_URL_ENV)
     if not redis_url:
         raise ValueError(
@@ -150,38 +196,84 @@ def deploy(
         SIGNING_KEY_ENV: signing_key().decode(),
         **(environment or {}),
     }
-    names = sorted({function_name(c, prefix) for c in configs})
     memory = {function_name(c, prefix): c.memory_mb for c in configs}
+    names = sorted(memory, key=lambda name: (memory[name], name))
+    # An upload of up to 50 MB may take longer than an invoke's read timeout.
+    client = lambda_client(endpoint_url, region_name, max_attempts=3, read_timeout_s=300.0)
+    existing = {}
     for name in names:
-        try:
-            existing = client.get_function(FunctionName=name)["Configuration"]
-        except client.exceptions.ResourceNotFoundException:
-            existing = None
-        if existing is not None:
-            log.info("updating the code of %s", name)
-            client.update_function_code(FunctionName=name, ZipFile=code)
-            current = existing.get("Environment", {}).get("Variables", {})
-            if any(current.get(key) != value for key, value in variables.items()):
-                _wait_updated(client, name)
-                client.update_function_configuration(
-                    FunctionName=name, Environment={"Variables": {**current, **variables}}
+        with _api_errors(name):
+            existing[name] = _configuration(client, name)
+    missing = [name for name in names if existing[name] is None]
+    if missing and not role_arn:
+        raise ValueError(
+            f"creating {', '.join(missing)} needs the functions' execution role: pass its ARN "
+            f"(its policy: runtime.lambda_deploy.iam_policy)"
+        )
+    sha256 = code_sha256(code)
+    done = []
+    for name in names:
+        with _api_errors(name):
+            if existing[name] is None:
+                log.info("creating %s (%d MB)", name, memory[name])
+                client.create_function(
+                    FunctionName=name,
+                    Runtime=runtime,
+                    Role=role_arn,
+                    Handler=HANDLER,
+                    Code={"ZipFile": code},
+                    MemorySize=memory[name],
+                    Timeout=timeout_s,
+                    Environment={"Variables": variables},
                 )
-        else:
-            log.info("creating %s (%d MB)", name, memory[name])
-            client.create_function(
-                FunctionName=name,
-                Runtime=runtime,
-                Role=role_arn,
-                Handler=HANDLER,
-                Code={"ZipFile": code},
-                MemorySize=memory[name],
-                Timeout=timeout_s,
-                Environment={"Variables": variables},
-            )
-        # The client re-invokes lost workers itself, as numbered attempts that read back what
-        # was stored; Lambda's own asynchronous retries would re-run a worker as attempt 0.
-        client.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
-    return names
+                done.append(Deployment(name, memory[name], "created", sha256))
+            else:
+                done.append(
+                    _update(client, name, memory[name], existing[name], code, sha256, variables)
+                )
+            # The client re-invokes lost workers itself, as numbered attempts that read back
+            # what was stored; Lambda's own asynchronous retries would re-run a worker as
+            # attempt 0.
+            client.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
+    return done
+
+
+def _configuration(client: Any, name: str) -> dict[str, Any] | None:
+    """Function `name`'s configuration (GetFunction), or None if there is no such function."""
+    try:
+        return client.get_function(FunctionName=name)["Configuration"]
+    except client.exceptions.ResourceNotFoundException:
+        return None
+
+
+def _update(
+    client: Any,
+    name: str,
+    memory_mb: int,
+    current: dict[str, Any],
+    code: bytes,
+    sha256: str,
+    variables: dict[str, str],
+) -> Deployment:
+    """Bring existing function `name` up to date: its code unless its ``CodeSha256`` is
+    `sha256` already, and its environment and memory size where they differ."""
+    action = "unchanged"
+    if current.get("CodeSha256") != sha256:
+        log.info("updating the code of %s", name)
+        client.update_function_code(FunctionName=name, ZipFile=code)
+        action = "updated"
+    else:
+        log.info("the code of %s is unchanged (sha256 %s)", name, sha256)
+    env = current.get("Environment", {}).get("Variables", {})
+    changes: dict[str, Any] = {}
+    if any(env.get(key) != value for key, value in variables.items()):
+        changes["Environment"] = {"Variables": {**env, **variables}}
+    if current.get("MemorySize", memory_mb) != memory_mb:
+        changes["MemorySize"] = memory_mb
+    if changes:
+        _wait_updated(client, name)  # AWS refuses a configuration update during a code update
+        client.update_function_configuration(FunctionName=name, **changes)
+    return Deployment(name, memory_mb, action, sha256, bool(changes))
 
 
 def _wait_updated(client: Any, name: str, timeout_s: float = 60.0) -> None:
@@ -193,6 +285,62 @@ def _wait_updated(client: Any, name: str, timeout_s: float = 60.0) -> None:
         if status in (None, "Successful", "Failed"):
             return
         time.sleep(0.5)
+
+
+def function_names(client: Any, prefix: str = "faasdag") -> list[str]:
+    """The functions ``<prefix>-<memory_mb>`` that exist (ListFunctions), by memory size.
+
+    Raises
+    ------
+    DeployError
+        If the Lambda API refuses ListFunctions (faasdag's deployer policy does not grant it:
+        it acts on every function of the account).
+    """
+    pattern = re.compile(rf"{re.escape(prefix)}-(\d+)")
+    found = []
+    with _api_errors(f"ListFunctions {prefix}-*"):
+        for page in client.get_paginator("list_functions").paginate():
+            for function in page.get("Functions", []):
+                match = pattern.fullmatch(function["FunctionName"])
+                if match:
+                    found.append((int(match[1]), match[0]))
+    return [name for _, name in sorted(found)]
+
+
+def destroy(
+    memory_mb: Iterable[int] | None = None,
+    *,
+    prefix: str = "faasdag",
+    endpoint_url: str | None = None,
+    region_name: str = "us-east-1",
+) -> dict[str, bool]:
+    """Delete the functions ``<prefix>-<MB>`` of `memory_mb` (default: every one that
+    `function_names` finds).
+
+    Returns
+    -------
+    dict
+        Function name -> True if it was deleted, False if there was no such function.
+
+    Raises
+    ------
+    DeployError
+        If the Lambda API refuses a call (names the function and AWS's error code).
+    """
+    client = lambda_client(endpoint_url, region_name, max_attempts=3)
+    if memory_mb is None:
+        names = function_names(client, prefix)
+    else:
+        names = [f"{prefix}-{mb}" for mb in sorted(set(memory_mb))]
+    deleted = {}
+    for name in names:
+        with _api_errors(name):
+            try:
+                client.delete_function(FunctionName=name)
+                deleted[name] = True
+            except client.exceptions.ResourceNotFoundException:
+                deleted[name] = False
+    return deleted
 
 
 def iam_policy(

@@ -6,8 +6,10 @@ Endpoints (Lambda API version 2015-03-31, JSON over HTTP on loopback):
   ``RequestResponse`` (200 with the function's result; a function error is still 200, with
   ``X-Amz-Function-Error: Unhandled``), ``Event`` (202, queued and run when a slot is free) or
   ``DryRun`` (204).
-- ``POST /2015-03-31/functions`` (CreateFunction), ``GET /2015-03-31/functions/{name}``
-  (GetFunction), ``PUT /2015-03-31/functions/{name}/code`` (UpdateFunctionCode),
+- ``POST /2015-03-31/functions`` (CreateFunction), ``GET /2015-03-31/functions/``
+  (ListFunctions, in one page), ``GET /2015-03-31/functions/{name}`` (GetFunction),
+  ``DELETE /2015-03-31/functions/{name}`` (DeleteFunction),
+  ``PUT /2015-03-31/functions/{name}/code`` (UpdateFunctionCode),
   ``PUT /2015-03-31/functions/{name}/configuration`` (UpdateFunctionConfiguration),
   ``PUT /2019-09-25/functions/{name}/event-invoke-config`` (recorded only): enough for the
   deployer; a zip is unpacked and run as the function's code.
@@ -172,6 +174,7 @@ class Stats:
     throttled: int = 0
     function_errors: int = 0
     connections: int = 0  # to the Invoke API; a client that keeps its connection opens one
+    code_updates: int = 0  # UpdateFunctionCode calls (a redeploy of unchanged code makes none)
 
 
 class LambdaEmulator:
@@ -540,6 +543,11 @@ def _invoke_api(emulator: LambdaEmulator) -> type[BaseHTTPRequestHandler]:
                     self._reply(status, result, headers)
                 elif method == "POST" and not parts:
                     self._reply(201, self._create(json.loads(body or b"{}")))
+                elif method == "GET" and not parts:  # ListFunctions: all in one page
+                    with emulator._lock:
+                        functions = sorted(emulator.functions.values(), key=lambda f: f.name)
+                    described = [f.description(emulator.region) for f in functions]
+                    self._reply(200, json.dumps({"Functions": described}).encode())
                 elif method == "GET" and len(parts) == 1:
                     function = emulator.function(parts[0])
                     self._reply(
@@ -595,6 +603,8 @@ def _invoke_api(emulator: LambdaEmulator) -> type[BaseHTTPRequestHandler]:
         def _update_code(self, raw_name: str, spec: dict[str, Any]) -> bytes:
             old = emulator.function(raw_name)
             code = base64.b64decode(spec.get("ZipFile", ""))
+            with emulator._lock:
+                emulator.stats.code_updates += 1
             function = emulator.add_function(
                 old.name,
                 old.memory_mb,
