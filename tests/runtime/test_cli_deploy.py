@@ -21,7 +21,7 @@ from runtime.client import run
 from runtime.lambda_backend import BACKEND_ENV, LambdaBackend
 from runtime.lambda_deploy import code_sha256, package, workflow_modules
 from runtime.lambda_local import LambdaEmulator
-from runtime.lambda_local.server import _sha256 as emulator_sha256
+from runtime.lambda_local.api import code_sha256 as emulator_sha256
 from runtime.redis_driver import REDIS_URL_ENV
 from runtime.signing import SIGNING_KEY_ENV, signing_key
 
