@@ -87,6 +87,13 @@ def inputs_digest(traces: str | None, platform: str) -> str:
     return digest.hexdigest()[:12]
 
 
+def _source_digest(spec: str) -> str:
+    """`experiments.user_workflows.source_digest` of a workflow spec (user code only)."""
+    from experiments.user_workflows import source_digest
+
+    return source_digest(spec)
+
+
 class ConfigError(UsageError):
     """An experiment config is invalid; the message names the file and the key."""
 
@@ -167,6 +174,10 @@ class Experiment:
         config was loaded and kept in ``experiment.json``, so a results folder names its cells
         as they ran even after the files change; ``()`` takes them from the files when the
         cells are listed; None (a folder from before digests) leaves them out of cell ids.
+    sources : tuple
+        ``(workflow spec, digest)`` of each workflow from user code (`source_digest` of its
+        file), kept like `inputs`: editing the code makes new cells; a spec not listed takes
+        its digest from the file when the cells are listed.
     """
 
     name: str
@@ -187,6 +198,7 @@ class Experiment:
     gantt_seed: int | None = None
     source: str = "<dict>"
     inputs: tuple[tuple[str | None, str, str], ...] | None = ()
+    sources: tuple[tuple[str, str], ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def cells(self) -> list[Cell]:
@@ -195,6 +207,7 @@ class Experiment:
             digests: dict[tuple[str | None, str], str] = {}
         else:
             digests = {(traces, preset): digest for traces, preset, digest in self.inputs}
+        sources = dict(self.sources or ())
         out = []
         for wf, pl, preset, ov, cf, prof, pred, seed in itertools.product(
             self.workflows,
@@ -211,6 +224,9 @@ class Experiment:
                 digests[traces, preset] = (
                     "" if self.inputs is None else inputs_digest(traces, preset)
                 )
+            if wf not in sources:
+                sources[wf] = "" if self.inputs is None else _source_digest(wf)
+            inputs = "+".join(filter(None, (digests[traces, preset], sources[wf])))
             out.append(
                 Cell(
                     workflow=wf,
@@ -224,7 +240,7 @@ class Experiment:
                     seed=seed,
                     plan_seed=self.plan_seed,
                     backend=self.backend,
-                    inputs=digests[traces, preset],
+                    inputs=inputs,
                 )
             )
         seen: dict[str, Cell] = {}
@@ -262,6 +278,7 @@ class Experiment:
         data["formats"] = tuple(data["formats"])
         inputs = data.get("inputs")
         data["inputs"] = None if inputs is None else tuple(tuple(i) for i in inputs)
+        data["sources"] = tuple(tuple(s) for s in data.get("sources", ()))
         experiment = cls(**data)
         experiment._check_stored()
         return experiment
@@ -294,7 +311,8 @@ class Experiment:
             (self._traces_of(prof), preset) for preset in self.platforms for prof in self.profiles
         }
         inputs = tuple((t, p, inputs_digest(t, p)) for t, p in sorted(pairs, key=str))
-        return replace(self, inputs=inputs)
+        sources = tuple((wf, _source_digest(wf)) for wf in self.workflows)
+        return replace(self, inputs=inputs, sources=tuple((w, d) for w, d in sources if d))
 
     def _traces_of(self, profiles: str) -> str | None:
         """The trace folder a cell with this profile mode reads (none for modelled profiles)."""

@@ -23,8 +23,8 @@ Rules a user can rely on:
    so that task functions pickle by module and name (`dag.lang.TaskFunction`) and the threads
    of ``--backend local`` and worker processes started from here find them. A stem already
    taken by another module is refused (rename the file). Lambda functions import the module
-   too: start ``faasdag lambda-local`` with the folder on ``PYTHONPATH``, and for AWS package
-   it with the function (``runtime.lambda_deploy.package(extra_paths=...)``).
+   too: start ``faasdag lambda-local`` with the folder on ``PYTHONPATH``, or deploy the
+   workflow (``faasdag deploy SPEC``), which packages the module with the functions.
 4. Profiles are measured, not modelled: the workflow runs once in this process with the
    in-process driver (`runtime.inprocess.run_in_process`, every task on one worker of 1769 MB,
    one task at a time), and each task's ``exec_ms`` (its runtime at 1 vCPU) and
@@ -45,6 +45,7 @@ Rules a user can rely on:
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -63,7 +64,14 @@ from dag.graph import DAG
 from dag.lang import TaskFunction, Workflow, build
 from experiments.cli import UsageError
 
-__all__ = ["UserWorkflow", "is_user_spec", "load_user_workflow", "relocate", "unchecked_note"]
+__all__ = [
+    "UserWorkflow",
+    "is_user_spec",
+    "load_user_workflow",
+    "relocate",
+    "source_digest",
+    "unchecked_note",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +183,28 @@ def relocate(spec: str, resolve: Callable[[str], str]) -> str:
     if match is None:
         return spec
     return resolve(match["file"]) + spec.strip()[len(match["file"]) :]
+
+
+def source_digest(spec: str) -> str:
+    """A digest of the source file a user spec names ("" for other specs, or a module that
+    cannot be found): part of a cell's id, so editing the workflow's code makes new cells
+    instead of reusing results of the old code. Only that file counts, not what it imports."""
+    spec = spec.strip()
+    match = _FILE_SPEC.match(spec)
+    if match is not None:
+        path: Path | None = Path(match["file"]).expanduser()
+    else:
+        module = _MODULE_SPEC.match(spec)
+        if module is None or module["module"] in _reserved_names():
+            return ""
+        try:
+            found = importlib.util.find_spec(module["module"])
+        except (ImportError, ValueError):
+            found = None
+        path = _origin(found.origin) if found is not None else None
+    if path is None or not path.is_file():
+        return ""
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
 def unchecked_note(workflow: Any) -> str | None:

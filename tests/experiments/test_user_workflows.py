@@ -404,3 +404,22 @@ def test_execute_on_lambda_local_imports_the_file_by_its_stem(
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_editing_the_workflow_code_makes_new_cells(tmp_path):
+    """A cell's id covers the user file's content: edited code is not mistaken for finished
+    cells of the old code, while an unchanged file keeps its ids."""
+    from experiments.config import parse_config
+
+    flow = tmp_path / "edited_flow.py"
+    flow.write_text("from dag.lang import task\n\n@task\ndef one():\n    return 1\n\nwf = one()\n")
+    spec = f"{flow}:wf"
+
+    def ids():
+        experiment = parse_config({"workflows": [spec], "planners": ["wukong"]}).with_inputs()
+        return [cell.cell_id for cell in experiment.cells()]
+
+    first = ids()
+    assert ids() == first
+    flow.write_text(flow.read_text() + "# edited\n")
+    assert ids() != first
