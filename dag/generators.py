@@ -13,11 +13,14 @@ from types import MappingProxyType
 import numpy as np
 
 from dag.graph import DAG, Task
+from dag.limits import MAX_BYTES, bytes_limit_text
 from dag.profiled import ProfiledDAG
 
 # Bandwidth under which `ccr` turns transfer ms into bytes: 100 MB/s, a FaaS-to-Redis ballpark.
 DEFAULT_BANDWIDTH_BYTES_PER_MS = 100_000.0
 LAYERED_FUNCTION = "layered"
+#: Most tasks a generated DAG may have: a larger count is a typo that would exhaust memory.
+MAX_TASKS = 1_000_000
 
 
 def _rng(seed: int | None, rng: np.random.Generator | None) -> np.random.Generator:
@@ -31,7 +34,7 @@ def _rng(seed: int | None, rng: np.random.Generator | None) -> np.random.Generat
 
 
 def _check(name: str, value: float, low: float, high: float = math.inf, *, open_low=False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (low < value if open_low else low <= value) and value <= high
     if not ok:
         bounds = (
@@ -39,7 +42,7 @@ def _check(name: str, value: float, low: float, high: float = math.inf, *, open_
             + f" {low:g}"
             + (f" and <= {high:g}" if high < math.inf else "")
         )
-        raise ValueError(f"layered_dag {name}={value!r} must be a number {bounds}")
+        raise ValueError(f"layered_dag {name}={value!r} must be a finite number {bounds}")
 
 
 def _level_widths(n_tasks: int, n_levels: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,7 +88,7 @@ def layered_dag(
     Parameters
     ----------
     n_tasks : int
-        Number of tasks, >= 1.
+        Number of tasks, 1..`MAX_TASKS` (a million).
     alpha : float
         Shape: > 1 gives wide, shallow graphs; < 1 deep, narrow ones. Default 1.
     out_degree : float
@@ -116,8 +119,12 @@ def layered_dag(
     ValueError
         If a parameter is out of range, or both `seed` and `rng` are given.
     """
-    if isinstance(n_tasks, bool) or not isinstance(n_tasks, int | np.integer) or n_tasks < 1:
-        raise ValueError(f"layered_dag n_tasks={n_tasks!r} must be an integer >= 1")
+    if (
+        isinstance(n_tasks, bool)
+        or not isinstance(n_tasks, int | np.integer)
+        or not 1 <= n_tasks <= MAX_TASKS
+    ):
+        raise ValueError(f"layered_dag n_tasks={n_tasks!r} must be an integer 1..{MAX_TASKS}")
     n_tasks = int(n_tasks)
     _check("alpha", alpha, 0, open_low=True)
     _check("out_degree", out_degree, 1)
@@ -157,7 +164,14 @@ def layered_dag(
     spread = (1 - beta / 2, 1 + beta / 2)
     runtimes = mean_runtime_ms * gen.uniform(*spread, size=n_tasks)
     transfer_ms = ccr * mean_runtime_ms * gen.uniform(*spread, size=n_tasks)
-    outputs = np.rint(transfer_ms * bandwidth_bytes_per_ms).astype(np.int64)
+    outputs = np.rint(transfer_ms * bandwidth_bytes_per_ms)
+    if outputs.max() > MAX_BYTES:  # checked before the cast to int64 could overflow
+        raise ValueError(
+            f"layered_dag ccr={ccr!r}, mean_runtime_ms={mean_runtime_ms!r} and "
+            f"bandwidth_bytes_per_ms={bandwidth_bytes_per_ms!r} give outputs of "
+            f"{outputs.max():.3g} bytes, above {bytes_limit_text()}"
+        )
+    outputs = outputs.astype(np.int64)
 
     tasks = [Task(ids[i], LAYERED_FUNCTION, deps[i]) for i in range(n_tasks)]
     output_list = outputs.tolist()

@@ -9,6 +9,9 @@ MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10240
 MB_PER_VCPU = 1769
 MAX_CPUS = 6.0
+#: Fewest vCPUs a config may have: work scales by 1/cpus, so a tinier share would turn any
+#: runtime into years (Lambda's smallest, 128 MB, gets 0.072).
+MIN_CPUS = 0.01
 
 
 def lambda_cpus(memory_mb: int) -> float:
@@ -33,7 +36,7 @@ class ResourceConfig:
     Raises
     ------
     ValueError
-        If memory is not an integer in 128..10240, or cpus is not a positive finite number.
+        If memory is not an integer in 128..10240, or cpus is not a finite number >= 0.01.
     """
 
     memory_mb: int
@@ -57,8 +60,8 @@ class ResourceConfig:
             cpus = lambda_cpus(self.memory_mb)
         if isinstance(cpus, bool) or not isinstance(cpus, int | float):
             raise ValueError(f"ResourceConfig cpus={cpus!r} is not a number")
-        if not math.isfinite(cpus) or cpus <= 0:
-            raise ValueError(f"ResourceConfig cpus={cpus!r} must be a positive finite number")
+        if not math.isfinite(cpus) or cpus < MIN_CPUS:
+            raise ValueError(f"ResourceConfig cpus={cpus!r} must be a finite number >= {MIN_CPUS}")
         object.__setattr__(self, "cpus", float(cpus))
 
     @property

@@ -174,6 +174,16 @@ class Platform:
     }
     # fields of _RANGES that may also be None
     _OPTIONAL = frozenset({"upload_bytes_per_ms", "download_bytes_per_ms"})
+    # field -> lowest value when positive: a slower link or a smaller CPU share would stretch
+    # any transfer or task past the clock's range (a unit mistake: bytes per s, say).
+    _LOWEST_RATE = {
+        "store_bandwidth_bytes_per_ms": (1.0, "1 byte per ms"),
+        "upload_bytes_per_ms": (1.0, "1 byte per ms"),
+        "download_bytes_per_ms": (1.0, "1 byte per ms"),
+        "link_bytes_per_ms_per_gb": (1.0, "1 byte per ms per GB"),
+        "link_max_bytes_per_ms": (1.0, "1 byte per ms"),
+        "host_cpus": (0.01, "0.01 CPU"),
+    }
     # field -> (highest value, how a message names it): durations stay within the float
     # clock's resolution (dag.limits); a sigma of 4 already spreads cold starts by 700x
     # between median and 95th percentile, and keeps exp(sigma * Z) far from overflowing.
@@ -207,6 +217,11 @@ class Platform:
                 raise ValueError(f"Platform {key}={value!r} must be {bound} {low:g}{extra}")
             if key in self._HIGHEST and value > self._HIGHEST[key][0]:
                 raise ValueError(f"Platform {key}={value!r} is above {self._HIGHEST[key][1]}")
+            if key in self._LOWEST_RATE and value < self._LOWEST_RATE[key][0]:
+                raise ValueError(
+                    f"Platform {key}={value!r} is below {self._LOWEST_RATE[key][1]} "
+                    "(too slow for the simulated clock; see dag.limits)"
+                )
             object.__setattr__(self, key, float(value))
         limit = self.concurrency_limit
         if limit == "unlimited" or (isinstance(limit, float) and limit == math.inf):

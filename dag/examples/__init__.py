@@ -26,7 +26,9 @@ from dag.examples.text_analysis import text_analysis
 from dag.examples.tree_reduction import tree_reduction
 
 __all__ = [
+    "APPROX_TASKS",
     "EXAMPLES",
+    "MAX_TASKS",
     "ExampleWorkflow",
     "build_example",
     "example_params",
@@ -42,6 +44,24 @@ EXAMPLES: Mapping[str, Callable[..., ExampleWorkflow]] = MappingProxyType(
         "image_pipeline": image_pipeline,
         "text_analysis": text_analysis,
         "montage_like": montage_like,
+    }
+)
+
+
+#: Most tasks an example may build: a size typo (``tree_reduction:n=1000000000``) is refused
+#: up front instead of building for hours.
+MAX_TASKS = 1_000_000
+
+#: About how many tasks each example builds from its parameters (within a factor of two),
+#: checked against `MAX_TASKS` before building.
+APPROX_TASKS: Mapping[str, Callable[[Mapping[str, Any]], int]] = MappingProxyType(
+    {
+        "tree_reduction": lambda p: 2 * p["n"],
+        "gemm": lambda p: 2 * p["blocks"] ** 3,
+        "svd": lambda p: 3 * p["blocks"],
+        "image_pipeline": lambda p: 4 * p["tiles"] ** 2,
+        "text_analysis": lambda p: 2 * p["chunks"] + 5,
+        "montage_like": lambda p: 5 * p["grid"] ** 2,
     }
 )
 
@@ -83,8 +103,9 @@ def build_example(spec: str) -> ExampleWorkflow:
     Raises
     ------
     ValueError
-        For an unknown workflow name, an unknown or repeated parameter, a malformed item or a
-        bad value; the message names the culprit and what is allowed.
+        For an unknown workflow name, an unknown or repeated parameter, a malformed item, a
+        bad value, or sizes that would build more than `MAX_TASKS` tasks; the message names
+        the culprit and what is allowed.
     """
     if not isinstance(spec, str):
         raise ValueError(f"example spec must be a string like 'gemm:n=256', got {spec!r}")
@@ -104,4 +125,13 @@ def build_example(spec: str) -> ExampleWorkflow:
         if key in params:
             raise ValueError(f"example {name!r}: parameter {key!r} given twice")
         params[key] = _convert(name, key, value, defaults[key])
+    try:
+        n_tasks = APPROX_TASKS[name]({**defaults, **params})
+    except TypeError:  # a size of the wrong type: the builder names it
+        n_tasks = 0
+    if n_tasks > MAX_TASKS:
+        raise ValueError(
+            f"example {name!r} with {', '.join(f'{k}={v}' for k, v in params.items())} "
+            f"would build about {n_tasks:.3g} tasks; at most {MAX_TASKS:,}"
+        )
     return EXAMPLES[name](**params)

@@ -1,6 +1,7 @@
 """Seeded DAG generators: determinism, shape, speed, and the HEFT paper's example dataset."""
 
 import math
+import re
 import time
 
 import numpy as np
@@ -224,3 +225,27 @@ def test_topcuoglu_heft_makespan_is_80():
 def test_topcuoglu_cpop_makespan_is_86():
     """A straightforward CPOP schedules the example in 86 time units, as in the paper."""
     assert cpop(topcuoglu_example()) == TOPCUOGLU_CPOP_MAKESPAN == 86
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"ccr": math.inf}, "ccr=inf must be a finite number"),
+        ({"alpha": math.nan}, "alpha=nan must be a finite number"),
+        ({"ccr": 1e300}, "above the limit of 9007199254740992 bytes"),
+        ({"mean_runtime_ms": 1e10, "ccr": 0}, "is above the limit of 86400000 ms (one day"),
+    ],
+)
+def test_layered_values_beyond_the_limits_are_refused(kwargs, expected):
+    """Non-finite parameters, outputs past 2**53 bytes or runtimes past one day raise
+    ValueError naming them (no overflow warning, no cast to a negative size)."""
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        layered_dag(10, seed=1, **kwargs)
+
+
+def test_layered_task_count_is_bounded():
+    """More than MAX_TASKS tasks (a typo) is refused before anything is built."""
+    from dag.generators import MAX_TASKS
+
+    with pytest.raises(ValueError, match=f"must be an integer 1..{MAX_TASKS}"):
+        layered_dag(MAX_TASKS + 1)

@@ -20,6 +20,8 @@ def _chain() -> DAG:
         ({"a": math.inf}, {}, "task 'a': runtime_ms inf"),
         ({}, {"b": 1.5}, "task 'b': output_bytes 1.5 is not a whole number"),
         ({}, {"b": "3"}, "task 'b': output_bytes '3' is not a number"),
+        ({"a": 1e10}, {}, "task 'a': runtime_ms 10000000000.0 is above the limit of 86400000 ms"),
+        ({}, {"b": 2**60}, f"task 'b': output_bytes {2**60} is above the limit of {2**53} bytes"),
     ],
 )
 def test_bad_profile_raises_naming_task(runtime_ms, output_bytes, expected):
@@ -35,3 +37,11 @@ def test_summary_and_name():
     assert profiled.summary()["critical_path_ms"] == 5.5
     assert "critical_path_ms" not in ProfiledDAG(_chain()).summary()
     assert isinstance(profiled.runtime_ms["a"], float) and profiled.output_bytes["a"] == 10
+
+
+def test_summary_leaves_out_the_critical_path_when_a_runtime_is_missing():
+    """With a task's runtime unknown, the summary counts it instead of taking it as 0."""
+    summary = ProfiledDAG(_chain(), {"a": 5.0}, {"a": 1, "b": 2}).summary()
+    assert "critical_path_ms" not in summary
+    assert summary["tasks_without_runtime"] == "1 (first 'b')"
+    assert "tasks_without_output_size" not in summary

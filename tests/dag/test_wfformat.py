@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -389,3 +390,56 @@ def test_writer_output_validates_against_schema():
         validator.validate(to_wfformat(written))
 
     check()
+
+
+@pytest.mark.parametrize("side", ["parents", "children"])
+def test_task_listing_itself_is_a_cycle_naming_it(tmp_path, side):
+    """A task naming itself as its own parent (or child) is refused, one line naming the task."""
+
+    def change(doc):
+        _spec_task(doc, 1)[side].append(_spec_task(doc, 1)["id"])
+
+    path = tmp_path / "self.json"
+    path.write_text(json.dumps(_mutate(change)))
+    one = "parent" if side == "parents" else "child"
+    with pytest.raises(WfFormatError) as info:
+        read_wfformat(path)
+    assert str(info.value) == (f"{path}: task 'map_ID0002' lists itself as its own {one} (a cycle)")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["workflow"]["execution"]["tasks"][0].update(runtimeInSeconds=1e7),
+            "runtimeInSeconds 10000000.0 is above the limit of 86400 s (one day",
+        ),
+        (
+            lambda d: d["workflow"]["specification"]["files"][0].update(sizeInBytes=2**60),
+            f"sizeInBytes {2**60} is above the limit of {2**53} bytes",
+        ),
+    ],
+    ids=["runtime", "size"],
+)
+def test_values_beyond_the_clock_limits_are_refused(tmp_path, change, expected):
+    """A runtime above one day or a file above 2**53 bytes is refused, naming the limit."""
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(_mutate(change)))
+    with pytest.raises(WfFormatError, match=re.escape(expected)):
+        read_wfformat(path)
+
+
+def test_missing_execution_entry_and_output_files_stay_unknown():
+    """A task without an execution entry has no runtime, one without outputFiles no output
+    size: neither is read as 0."""
+
+    def change(doc):
+        doc["workflow"]["execution"]["tasks"].pop(0)
+        _spec_task(doc, 3).pop("outputFiles")
+
+    wf = read_wfformat(_mutate(change))
+    assert "split_ID0001" not in wf.runtime_ms and "merge_ID0004" not in wf.output_bytes
+    summary = wf.summary()
+    assert "critical_path_ms" not in summary
+    assert summary["tasks_without_runtime"] == "1 (first 'split_ID0001')"
+    assert summary["tasks_without_output_size"] == "1 (first 'merge_ID0004')"

@@ -1,5 +1,7 @@
 """`faasdag run`, `report`, `compare`, `plan`, `simulate` and `quickstart`; the comparison table."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -185,3 +187,109 @@ def test_pareto_front():
     from experiments.plots import pareto_front
 
     assert pareto_front([1.0, 2.0, 3.0, 2.5], [5.0, 3.0, 1.0, 4.0]) == [0, 1, 2]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("faasdag: error: "), err
+    return err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "CONFIG", "--out", "FILE"],
+        ["run", "CONFIG", "--out", "FILE/sub"],
+        ["compare", "svd", "--seeds", "1", "--out", "FILE"],
+        ["execute", "CONFIG", "--out", "FILE"],
+        ["report", "FILE"],
+        ["quickstart", "--out", "FILE"],
+    ],
+)
+def test_out_naming_an_existing_file_is_refused(tmp_path, capsys, argv):
+    """--out (or report's DIR) naming an existing file, or a path under one, exits 2 naming it."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG)
+    file = tmp_path / "taken"
+    file.write_text("not a folder")
+    argv = [a.replace("CONFIG", str(config)).replace("FILE", str(file)) for a in argv]
+    assert main(argv) == 2
+    assert "is a file, not a folder" in _one_error_line(capsys)
+    assert file.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "svd", "--jobs", "0"],
+        ["compare", "svd", "--jobs", "-2"],
+        ["run", "CONFIG", "--jobs", "-1"],
+        ["quickstart", "--jobs", "0"],
+    ],
+)
+def test_jobs_below_one_is_refused(tmp_path, capsys, argv):
+    """--jobs 0 or negative exits 2 naming the option, before anything runs."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG)
+    argv = [a.replace("CONFIG", str(config)) for a in argv]
+    assert main(argv) == 2
+    assert "--jobs" in (err := _one_error_line(capsys)) and "must be >= 1" in err
+
+
+def test_compare_without_out_prints_every_failure(monkeypatch, capsys):
+    """compare without --out prints the failed cells themselves, never a path to a deleted
+    temporary folder."""
+    import experiments.sweep as sweep
+
+    def broken(cell):
+        raise RuntimeError(f"planner exploded on seed {cell.seed}")
+
+    monkeypatch.setattr(sweep, "compute_cell", broken)
+    assert main(["compare", "svd", "--planners", "uniform", "--seeds", "2"]) == 1
+    captured = capsys.readouterr()
+    assert "faasdag-compare-" not in captured.out + captured.err
+    assert "failures.txt" not in captured.err
+    assert "planner exploded on seed 0" in captured.err
+    assert "planner exploded on seed 1" in captured.err
+
+
+def test_report_names_a_corrupt_cell_and_reports_the_others(ran, tmp_path, capsys):
+    """report on a folder with a damaged cell file warns naming it and reports the rest; a run
+    resuming into the folder computes that cell again."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(ran[0], out)
+    damaged = sorted((out / "cells").glob("*.parquet"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    assert main(["report", str(out), "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    assert f"faasdag: warning: {damaged}: not a readable Parquet file" in captured.err
+    assert "1 cell(s) unfinished" in captured.out
+    config = tmp_path / "tiny.toml"
+    config.write_text(CONFIG)
+    assert main(["run", str(config), "--out", str(out), "--no-plots"]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: {damaged}" in captured.err and "computed again" in captured.err
+    assert "7 finished cell(s) skipped, 1 run" in captured.out
+
+
+@pytest.mark.parametrize("command", ["plan", "simulate", "compare"])
+def test_wfformat_without_an_execution_entry_is_refused_by_every_command(tmp_path, capsys, command):
+    """plan, simulate and compare refuse a WfFormat task with no execution entry alike (one
+    line naming the task), and dag show reports it without a critical path."""
+    from dag import DAG, Task
+    from dag.wfformat import to_wfformat
+
+    dag = DAG([Task("a", "f"), Task("b", "f", ("a",))], {("a", "b"): 5})
+    doc = to_wfformat(dag, {"a": 1.0, "b": 2.0}, {"a": 5, "b": 9})
+    doc["workflow"]["execution"]["tasks"].pop(0)
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(doc))
+    assert main([command, str(path)]) == 2
+    assert "task 'a' has no runtime (no entry in workflow.execution.tasks)" in _one_error_line(
+        capsys
+    )
+    assert main(["dag", "show", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "critical_path_ms" not in shown and "tasks_without_runtime: 1 (first 'a')" in shown

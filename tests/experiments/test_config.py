@@ -157,3 +157,94 @@ def test_shipped_traces_by_name():
                 "predictor": "learned",
             }
         )
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "a\\b", "..", ".", "", " ", "tab\there"])
+def test_name_must_be_a_plain_folder_name(name):
+    """A name with a path separator, '..', control characters or nothing in it is refused
+    (results go to results/NAME, never outside results/)."""
+    with pytest.raises(ConfigError, match="key 'name' .* must be a plain folder name"):
+        parse_config({"name": name, "workflows": "svd"})
+
+
+def test_replication_count_and_plan_seed_are_bounded():
+    """seeds above MAX_SEEDS (or a list that long) and a negative plan_seed are refused."""
+    from experiments.config import MAX_SEEDS
+
+    with pytest.raises(ConfigError, match="key 'seeds'"):
+        parse_config({"workflows": "svd", "seeds": 10**18})
+    with pytest.raises(ConfigError, match="key 'seeds'"):
+        parse_config({"workflows": "svd", "seeds": list(range(MAX_SEEDS + 1))})
+    with pytest.raises(ConfigError, match="key 'plan_seed' = -1 must be >= 0"):
+        parse_config({"workflows": "svd", "plan_seed": -1})
+
+
+def _wfformat_file(tmp_path, drop):
+    """A WfFormat file of a three-task chain with `drop` applied to its document."""
+    from dag import DAG, Task
+    from dag.wfformat import to_wfformat
+
+    dag = DAG([Task("a", "f"), Task("b", "f", ("a",)), Task("c", "f", ("b",))], {("a", "b"): 5})
+    doc = to_wfformat(dag, {"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 5, "b": 7, "c": 9})
+    drop(doc)
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def _drop_execution_entry(doc):
+    doc["workflow"]["execution"]["tasks"].pop(1)
+
+
+def _drop_output_files(doc):
+    doc["workflow"]["specification"]["tasks"][1].pop("outputFiles")
+
+
+@pytest.mark.parametrize(
+    ("drop", "expected"),
+    [
+        (_drop_execution_entry, "task 'b' has no runtime (no entry in workflow.execution.tasks)"),
+        (_drop_output_files, "task 'b' has no output size (no outputFiles)"),
+    ],
+    ids=["execution-entry", "outputFiles"],
+)
+def test_model_profiles_need_every_runtime_and_output_size(tmp_path, drop, expected):
+    """With profiles 'model', a WfFormat task without an execution entry or outputFiles is
+    refused naming the task and the missing entry (never simulated as taking 0)."""
+    path = _wfformat_file(tmp_path, drop)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse_config({"workflows": path})
+
+
+def test_replay_needs_every_task_recorded(tmp_path):
+    """profiles 'replay' with a trace folder that does not record the workflow is refused."""
+    with pytest.raises(ConfigError, match="key 'profiles' = 'replay' for workflow 'svd'"):
+        parse_config({"workflows": "svd", "profiles": "replay", "traces": "shipped:gemm"})
+
+
+def test_trace_durations_above_one_day_are_refused(tmp_path):
+    """A trace folder recording an exec time above one day is refused naming file and column."""
+    from traces.io import TraceSet
+    from traces.shipped import shipped_path
+
+    traces = TraceSet.read(shipped_path("gemm"))
+    tasks = traces.tasks.copy()
+    tasks.loc[0, "exec_ms"] = 1e10
+    TraceSet(tasks, traces.workers, traces.runs).write(tmp_path / "traces")
+    with pytest.raises(ConfigError, match=r"tasks.parquet: column 'exec_ms', row 0: .*one day"):
+        parse_config(
+            {"workflows": "svd", "profiles": "predict", "traces": str(tmp_path / "traces")}
+        )
+
+
+def test_damaged_experiment_json_is_refused_naming_the_key():
+    """An experiment.json whose values lost their types is refused by from_json (ValueError)."""
+    text = parse_config({"workflows": "svd"}).to_json()
+    data = json.loads(text)
+    data["seeds"] = ["0"]
+    with pytest.raises(ValueError, match="'seeds'"):
+        Experiment.from_json(json.dumps(data))
+    data = json.loads(text)
+    data["formats"] = ["gif"]
+    with pytest.raises(ValueError, match="'formats'"):
+        Experiment.from_json(json.dumps(data))

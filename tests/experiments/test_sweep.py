@@ -97,6 +97,37 @@ def test_rerun_skips_finished_cells(sequential, tmp_path):
     _assert_same(sequential[1], tables)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder, cell_id: (folder / cell_id / "tasks.parquet").write_bytes(b"garbage"),
+        lambda folder, cell_id: (folder / f"{cell_id}.parquet").write_bytes(
+            (folder / f"{cell_id}.parquet").read_bytes()[:50]
+        ),
+    ],
+    ids=["garbage-trace-table", "truncated-label-row"],
+)
+def test_corrupt_cell_is_named_and_computed_again(sequential, tmp_path, damage):
+    """A stored cell whose file cannot be read back is named in `corrupt`, left out of a load,
+    and computed again by a re-run; the results equal an undamaged run's."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(sequential[0], out)
+    victim = _small().cells()[4].cell_id
+    damage(out / "cells", victim)
+    store = CellStore(out)
+    assert not store.finished(victim)
+    assert victim in store.corrupt and str(out / "cells") in store.corrupt[victim]
+    assert "\n" not in store.corrupt[victim]
+    assert len(store.load([c.cell_id for c in _small().cells()])["runs"]) == 11
+    tables, stats = run_experiment(_small(), out, progress=False)
+    assert (stats.n_skipped, stats.n_computed) == (11, 1)
+    assert list(stats.corrupt) == [victim]
+    _assert_same(sequential[1], tables)
+    assert CellStore(out).finished(victim)
+
+
 def _kill_config(tmp_path):
     path = tmp_path / "kill.toml"
     path.write_text(

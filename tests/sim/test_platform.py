@@ -1,6 +1,7 @@
 """Platform parameters and presets; ContainerPools warmth, keep-alive, concurrency, pre-warm."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -130,6 +131,34 @@ def test_bad_values_named(key, value):
     """An out-of-range or non-numeric parameter raises ValueError naming it."""
     with pytest.raises(ValueError, match=key):
         Platform(**{key: value})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "limit"),
+    [
+        ("cold_start_median_ms", 1e8, "above the limit of 86400000 ms (one day"),
+        ("task_overhead_ms", 1e10, "above the limit of 86400000 ms (one day"),
+        ("cold_start_sigma", 50.0, "above 4"),
+        ("store_bandwidth_bytes_per_ms", 1e-300, "below 1 byte per ms"),
+        ("host_cpus", 1e-9, "below 0.01 CPU"),
+        ("warm_start_ms", math.inf, "finite"),
+        ("pubsub_ms", math.nan, "must be >= 0"),
+    ],
+)
+def test_values_the_clock_cannot_hold_are_refused(key, value, limit):
+    """A duration above one day, a needle-thin link or CPU share, NaN or inf is refused up
+    front, naming the field and the limit (the simulated clock would stall on them)."""
+    with pytest.raises(ValueError, match=re.escape(f"Platform {key}={value!r}")) as info:
+        Platform.preset("aws-lambda").with_overrides(**{key: value})
+    assert limit in str(info.value)
+
+
+def test_sampled_cold_start_is_capped_at_one_day():
+    """The lognormal's far tail is capped at the clock's limit, never inf or an overflow."""
+    platform = Platform(cold_start_median_ms=8e7, cold_start_sigma=4.0)
+    rng = np.random.default_rng(0)
+    draws = [platform.sample_cold_start_ms(CONFIG, rng) for _ in range(200)]
+    assert max(draws) == 86_400_000.0 and min(draws) > 0
 
 
 def test_link_bandwidth_clamped():

@@ -173,3 +173,26 @@ def test_matches_naive_reference(jobs, params):
     got = run_jobs(capacity, jobs, cap)
     expected = reference_finish(capacity, math.inf if cap is None else cap, jobs)
     assert got == [pytest.approx(e, rel=1e-9, abs=1e-6) for e in expected]
+
+
+def test_late_step_below_the_clock_resolution_does_not_spin():
+    """Late in a long run (clock at 1e10 ms, where a float step is 2e-6 ms), a job whose rest
+    is below the clock's step finishes instead of re-arming a timeout at the same instant."""
+    env = simpy.Environment()
+    server = ProcessorSharing(env, 1.0, 1.0)
+    finish = []
+
+    def arrivals():
+        yield env.timeout(1e10)
+        for amount, gap_ms in ((10.0, 0.7), (3.7, 0.9), (1.3, 0.0)):
+            server.serve(amount).callbacks.append(lambda _event: finish.append(env.now))
+            yield env.timeout(gap_ms)
+
+    env.process(arrivals())
+    n_steps = 0
+    while env.peek() != math.inf:
+        env.step()
+        n_steps += 1
+        assert n_steps < 1000, "the clock stopped advancing"
+    # Exact processor-sharing finishes: 1e10 + 5.5, 9.4 and 15.0 ms, to the clock's step.
+    assert finish == pytest.approx([1e10 + 5.5, 1e10 + 9.4, 1e10 + 15.0], abs=1e-4)

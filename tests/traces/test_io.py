@@ -1,6 +1,8 @@
 """TraceSet: Parquet and CSV round trips, validation on read, atomic writes."""
 
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -282,3 +284,54 @@ def test_select_runs_and_concat():
     a = small_set()
     assert len(a.select_runs([]).tasks) == 0
     assert len(TraceSet.concat([a.select_runs(["r1"])]).tasks) == 3
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda data: data[: len(data) // 2], "not a readable Parquet file"),
+        (lambda data: b"garbage\n", "not a readable Parquet file"),
+        (lambda data: b"", "not a readable Parquet file"),
+    ],
+    ids=["truncated", "garbage", "empty"],
+)
+def test_read_names_an_unreadable_parquet_file(tmp_path, damage, expected):
+    """A truncated, garbage or empty Parquet file raises TraceSchemaError naming it, one line."""
+    path = tmp_path / "t"
+    small_set().write(path)
+    file = path / "workers.parquet"
+    file.write_bytes(damage(file.read_bytes()))
+    with pytest.raises(TraceSchemaError) as info:
+        TraceSet.read(path)
+    assert info.value.source == str(file)
+    assert str(info.value).startswith(f"{file}: {expected}") and "\n" not in str(info.value)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_damaged_csv_folder_raises_only_schema_errors(tmp_path, data):
+    """A CSV folder with a file truncated or bytes changed reads, or raises TraceSchemaError
+    naming one of its files; never another exception."""
+    from corrupt_inputs import damaged_bytes
+
+    path = Path(tempfile.mkdtemp(dir=tmp_path)) / "csv"
+    small_set().write_csv(path)
+    file = path / data.draw(st.sampled_from(["tasks.csv", "workers.csv", "runs.csv", "meta.json"]))
+    file.write_bytes(data.draw(damaged_bytes(file.read_bytes())).data)
+    try:
+        TraceSet.read_csv(path)
+    except TraceSchemaError as error:
+        assert error.source.startswith(str(path)) and "\n" not in str(error)
+
+
+def test_check_limits_names_the_column_above_one_day():
+    """A recorded exec time above one day (the simulator's limit) is named by check_limits."""
+    from traces.io import check_limits
+
+    tasks = small_set().tasks.copy()
+    tasks.loc[1, "exec_ms"] = 1e10
+    with pytest.raises(TraceSchemaError, match="column 'exec_ms', row 1: .*above the limit"):
+        check_limits(tasks, "traces/tasks.parquet")
+    check_limits(small_set().tasks, "traces/tasks.parquet")  # within the limits: no error

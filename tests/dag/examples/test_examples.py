@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dag import DAG
-from dag.examples import EXAMPLES, ExampleWorkflow, build_example, example_params
+from dag.examples import APPROX_TASKS, EXAMPLES, ExampleWorkflow, build_example, example_params
 
 NAMES = sorted(EXAMPLES)
 
@@ -163,3 +163,29 @@ def test_example_params_lists_defaults():
     assert example_params("gemm") == {"n": 256, "blocks": 4, "seed": 0}
     for name in NAMES:
         assert "seed" in example_params(name)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_approx_tasks_is_within_a_factor_of_two(name):
+    """APPROX_TASKS[name] is within a factor of two of the tasks built, at two sizes."""
+    size = {
+        "tree_reduction": "n",
+        "gemm": "blocks",
+        "svd": "blocks",
+        "image_pipeline": "tiles",
+        "text_analysis": "chunks",
+        "montage_like": "grid",
+    }[name]
+    for value in (4, 8):
+        params = {**example_params(name), size: value}
+        if name == "svd":
+            params["rows"] = max(params["rows"], value)
+        built = EXAMPLES[name](**params)
+        estimate = APPROX_TASKS[name](params)
+        assert len(built.dag) / 2 <= estimate <= 2 * len(built.dag)
+
+
+def test_sizes_beyond_max_tasks_are_refused_before_building():
+    """A size that would build more than MAX_TASKS tasks raises ValueError at once."""
+    with pytest.raises(ValueError, match=r"about 2e\+09 tasks; at most 1,000,000"):
+        build_example("tree_reduction:n=1000000000")
