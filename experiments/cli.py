@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from experiments.commands import add_commands, add_execute, configure_quickstart
+    from experiments.commands import add_commands, configure_quickstart
+    from experiments.real_commands import add_execute
 
     quick = commands.add_parser(
         "quickstart", help="compare every planner on three example workflows (make run)"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments.cells import CellStore
 from experiments.cli import UsageError
 from experiments.config import Experiment
-from experiments.sweep import CellStore
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Results:
     runs, tasks, workers : DataFrame
         Trace-schema tables of the finished runs.
     cells : DataFrame
-        Labels per run (`experiments.sweep.CELL_COLUMNS`).
+        Labels per run (`experiments.cells.CELL_COLUMNS`).
     n_missing : int
         Cells of the experiment not finished (an interrupted run), the corrupt ones included.
     corrupt : dict of str to str

@@ -10,8 +10,9 @@ import time
 import pandas as pd
 import pytest
 
+from experiments.cells import CellStore
 from experiments.config import parse_config
-from experiments.sweep import CellStore, compute_cell, run_experiment
+from experiments.sweep import compute_cell, run_experiment
 
 TABLES = ("runs", "tasks", "workers", "cells")
 
