@@ -258,7 +258,9 @@ def load_user_workflow(spec: str) -> UserWorkflow:
             raise UsageError(f"workflow spec {spec!r} is not FILE.py:BUILDER or module:BUILDER")
         module, source = _import_module(spec, match["module"]), match["module"]
         attr, params_text = match["attr"], match["params"] or ""
-    raw = _split_params(spec, params_text)
+    from experiments.workflows import split_params  # it dispatches user specs to this module
+
+    raw = split_params(spec, params_text)
     where = f"workflow spec {spec!r}"
     if not hasattr(module, attr):
         raise UsageError(f"{where}: {source} has no attribute {attr!r}{_candidates(module)}")
@@ -387,19 +389,6 @@ def _add_path(folder: str) -> None:
 
 
 # -- building -------------------------------------------------------------------------------
-
-
-def _split_params(spec: str, text: str) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, eq, value = item.partition("=")
-        key = key.strip()
-        if not eq or not key:
-            raise UsageError(f"workflow spec {spec!r}: parameter {item!r} is not key=value")
-        if key in params:
-            raise UsageError(f"workflow spec {spec!r}: parameter {key!r} given twice")
-        params[key] = value.strip()
-    return params
 
 
 def _built(

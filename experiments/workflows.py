@@ -54,8 +54,19 @@ def parse_params(spec: str) -> tuple[str, dict[str, str]]:
     name = name.strip()
     if not name:
         raise UsageError(f"workflow spec {spec!r} has no workflow name")
+    return name, split_params(spec, rest)
+
+
+def split_params(spec: str, text: str) -> dict[str, str]:
+    """The raw ``key=value`` strings of a spec's comma-separated parameter text.
+
+    Raises
+    ------
+    UsageError
+        If a parameter lacks ``=`` or a key is repeated (naming `spec`).
+    """
     params: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
+    for item in filter(None, (part.strip() for part in text.split(","))):
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or not key:
@@ -63,7 +74,7 @@ def parse_params(spec: str) -> tuple[str, dict[str, str]]:
         if key in params:
             raise UsageError(f"workflow spec {spec!r}: parameter {key!r} given twice")
         params[key] = value.strip()
-    return name, params
+    return params
 
 
 def _layered(spec: str, raw: dict[str, str]) -> Any:

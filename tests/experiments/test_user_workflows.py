@@ -4,14 +4,12 @@
 import logging
 import os
 import pickle
-import re
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from lambda_local_cli import lambda_local
 
 import experiments.user_workflows as user_workflows
 from experiments.cli import UsageError, main
@@ -382,18 +380,7 @@ def test_execute_on_lambda_local_imports_the_file_by_its_stem(
     """Lambda workers started with the file's folder on PYTHONPATH unpickle its task functions
     as module ``userflow_checked`` and run the workflow, which check_fan then checks."""
     monkeypatch.setenv("FAASDAG_REDIS_URL", redis_url)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(flow.parent)])}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "lambda-local", "--port", "0", "--memory", "1024"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env,
-    )  # fmt: skip
-    try:
-        endpoint = None
-        deadline = time.monotonic() + 20
-        while endpoint is None and time.monotonic() < deadline:
-            found = re.search(r"(http://\S+)", server.stdout.readline())
-            endpoint = found.group(1) if found else None
-        assert endpoint, "the emulator did not print its endpoint"
+    with lambda_local(str(flow.parent)) as endpoint:
         out = tmp_path / "lambda"
         code = main([
             "execute", f"{flow}:fan:n=2", "--backend", "lambda", "--endpoint-url", endpoint,
@@ -401,9 +388,6 @@ def test_execute_on_lambda_local_imports_the_file_by_its_stem(
         ])  # fmt: skip
         assert code == 0
         assert TraceSet.read(out).runs["backend"].tolist() == ["lambda"]
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def test_editing_the_workflow_code_makes_new_cells(tmp_path):

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from lambda_local_cli import lambda_local
 
 from experiments.cli import main
 from traces.io import TraceSet
@@ -69,25 +68,11 @@ def flow_spec(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def lambda_local(redis_url, monkeypatch):
-    """`faasdag lambda-local` in a subprocess (its own folder only on its path); yields its URL."""
+def emulator_url(redis_url, monkeypatch):
+    """`faasdag lambda-local` in a subprocess (the project only on its path); yields its URL."""
     monkeypatch.setenv("FAASDAG_REDIS_URL", redis_url)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "lambda-local", "--port", "0", "--memory", "1024"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env,
-    )  # fmt: skip
-    try:
-        endpoint = None
-        deadline = time.monotonic() + 30
-        while endpoint is None and time.monotonic() < deadline:
-            found = re.search(r"(http://\S+)", server.stdout.readline())
-            endpoint = found.group(1) if found else None
-        assert endpoint, "the emulator did not print its endpoint"
+    with lambda_local() as endpoint:
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -97,7 +82,7 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     return status, out, err
 
 
-def test_own_workflow_from_compare_to_destroy(flow_spec, lambda_local, tmp_path, capsys):
+def test_own_workflow_from_compare_to_destroy(flow_spec, emulator_url, tmp_path, capsys):
     """Every step a new user takes with their own module works from the command line."""
     status, out, err = cli(
         capsys, "compare", flow_spec, "--planners", "heft,wukong", "--seeds", "1"
@@ -106,7 +91,7 @@ def test_own_workflow_from_compare_to_destroy(flow_spec, lambda_local, tmp_path,
     assert "heft" in out and "wukong" in out
 
     status, out, err = cli(
-        capsys, "deploy", flow_spec, "--memory", "1024", "--endpoint-url", lambda_local
+        capsys, "deploy", flow_spec, "--memory", "1024", "--endpoint-url", emulator_url
     )
     assert status == 0, err
     assert re.search(r"faasdag-1024: (created|code updated)", out)
@@ -114,7 +99,7 @@ def test_own_workflow_from_compare_to_destroy(flow_spec, lambda_local, tmp_path,
     for backend in ("local", "lambda"):
         results = tmp_path / backend
         status, out, err = cli(
-            capsys, "execute", flow_spec, "--backend", backend, "--endpoint-url", lambda_local,
+            capsys, "execute", flow_spec, "--backend", backend, "--endpoint-url", emulator_url,
             "--configs", "1024", "--planners", "wukong,heft", "--out", str(results), "--no-plots",
         )  # fmt: skip
         assert status == 0, err
@@ -125,12 +110,12 @@ def test_own_workflow_from_compare_to_destroy(flow_spec, lambda_local, tmp_path,
         assert len(traces.tasks) == 2 * (5 + 3)
 
     status, out, err = cli(
-        capsys, "deploy", flow_spec, "--memory", "1024", "--endpoint-url", lambda_local
+        capsys, "deploy", flow_spec, "--memory", "1024", "--endpoint-url", emulator_url
     )
     assert status == 0, err
     assert "faasdag-1024: code unchanged" in out
 
-    status, out, err = cli(capsys, "destroy", "--memory", "1024", "--endpoint-url", lambda_local)
+    status, out, err = cli(capsys, "destroy", "--memory", "1024", "--endpoint-url", emulator_url)
     assert status == 0, err
-    status, out, err = cli(capsys, "destroy", "--memory", "1024", "--endpoint-url", lambda_local)
+    status, out, err = cli(capsys, "destroy", "--memory", "1024", "--endpoint-url", emulator_url)
     assert "not found" in out

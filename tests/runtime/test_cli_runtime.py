@@ -1,12 +1,10 @@
 """`faasdag execute` and `faasdag lambda-local` as a person would run them."""
 
-import os
-import re
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
+
+from lambda_local_cli import lambda_local
 
 from experiments.cli import main
 from traces.io import TraceSet
@@ -41,19 +39,7 @@ def test_lambda_local_serves_and_execute_runs_on_it(redis_url, tmp_path, monkeyp
     """`faasdag lambda-local` in a subprocess serves the functions `execute` invokes; both
     take the Redis URL from FAASDAG_REDIS_URL (never from a payload or the process list)."""
     monkeypatch.setenv("FAASDAG_REDIS_URL", redis_url)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "lambda-local", "--port", "0", "--memory", "1024"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env,
-    )  # fmt: skip
-    try:
-        endpoint = None
-        deadline = time.monotonic() + 20
-        while endpoint is None and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            found = re.search(r"(http://\S+)", line)
-            endpoint = found.group(1) if found else None
-        assert endpoint, "the emulator did not print its endpoint"
+    with lambda_local() as endpoint:
         out = tmp_path / "run"
         code = main([
             "execute", "tree_reduction", "--backend", "lambda", "--endpoint-url", endpoint,
@@ -63,9 +49,6 @@ def test_lambda_local_serves_and_execute_runs_on_it(redis_url, tmp_path, monkeyp
         traces = TraceSet.read(out)
         assert set(traces.workers["startup"]) <= {"cold", "warm"}
         assert traces.runs["backend"].tolist() == ["lambda"]
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def test_two_identical_executes_at_once_on_one_redis(redis_url, tmp_path, monkeypatch):
