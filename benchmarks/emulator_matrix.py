@@ -28,8 +28,10 @@ FLAGS = {
     "fan-out-clustering": Optimization("fan-out-clustering", params={"max_exec_ms": 50}),
     "fan-in-clustering": Optimization("fan-in-clustering", params={"min_output_bytes": 0}),
     "delayed-io": Optimization("delayed-io", params={"min_output_bytes": 0}),
+    "inline-subdag": Optimization("inline-subdag", params={"max_exec_ms": 100.0}),
+    "small-results-inline": Optimization("small-results-inline", params={"max_bytes": 65536}),
 }
-FLEXIBLE_ONLY = {"fan-out-clustering", "fan-in-clustering", "delayed-io"}
+FLEXIBLE_ONLY = {"fan-out-clustering", "fan-in-clustering", "delayed-io", "inline-subdag"}
 
 
 def cases(example):

@@ -6,7 +6,8 @@ gives each optimization flag its behaviour, once, for the simulator and the real
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -31,6 +32,41 @@ OPTIMIZATIONS: Mapping[str, frozenset[str]] = MappingProxyType(
         "fan-in-clustering": frozenset({"min_output_bytes"}),
         # WUKONG: run local downstream work before uploading a large output.
         "delayed-io": frozenset({"min_output_bytes"}),
+        # Run the small sub-DAG below a fan-out in this invocation instead of a worker per task.
+        "inline-subdag": frozenset({"max_exec_ms"}),
+        # A small output travels in the invocation payload or the completion message.
+        "small-results-inline": frozenset({"max_bytes"}),
+    }
+)
+
+#: Largest ``max_bytes`` of small-results-inline: a value carried in an invocation payload is
+#: base64-encoded (4/3) next to an inline run context (at most 64 KiB), and an asynchronous
+#: Lambda invocation refuses a payload above 256 KB.
+MAX_INLINE_BYTES = 96 * 1024
+
+
+def _is_duration_ms(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _is_inline_bytes(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INLINE_BYTES
+
+
+#: (flag, parameter) -> (check of its value, what the value must be): a bad value is refused
+#: when the flag is made, naming the flag and the parameter.
+PARAM_CHECKS: Mapping[tuple[str, str], tuple[Callable[[Any], bool], str]] = MappingProxyType(
+    {
+        ("inline-subdag", "max_exec_ms"): (_is_duration_ms, "a finite number of ms >= 0"),
+        ("small-results-inline", "max_bytes"): (
+            _is_inline_bytes,
+            f"an integer number of bytes in 0..{MAX_INLINE_BYTES}",
+        ),
     }
 )
 
@@ -73,7 +109,8 @@ class Optimization:
     Raises
     ------
     PlanError
-        For an unknown optimization name or a parameter it does not understand.
+        For an unknown optimization name, a parameter it does not understand, or a parameter
+        value `PARAM_CHECKS` refuses.
     """
 
     name: str
@@ -91,6 +128,10 @@ class Optimization:
                 f"optimization {self.name!r} has unknown parameter(s) {sorted(unknown)}; "
                 f"allowed: {sorted(OPTIMIZATIONS[self.name])}"
             )
+        for key, value in self.params.items():
+            check = PARAM_CHECKS.get((self.name, key))
+            if check is not None and not check[0](value):
+                raise PlanError(f"optimization {self.name!r}: {key}={value!r} must be {check[1]}")
         if self.tasks is not None:
             object.__setattr__(self, "tasks", frozenset(self.tasks))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))

@@ -2,7 +2,8 @@
 
 Fixed-worker optimizations (pre-warm, pre-load, task-dup, output streaming) are switched on, for
 every task where they can act, over the ``non-uniform`` plan; WUKONG's (fan-out and fan-in
-clustering, delayed I/O) over the ``wukong`` plan with its flags removed. Each cell is the mean
+clustering, delayed I/O) and inline-subdag over the ``wukong`` plan with its flags removed;
+small-results-inline, which acts on both kinds of worker, over each. Each cell is the mean
 over seeds of the simulated makespan and cost at the aws-lambda preset.
 
 Run: ``python -m experiments.ablation [--seeds 5] [--workflows a,b]``; prints a Markdown table.
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from dag.examples import build_example
-from dag.plan import Optimization, Plan
+from dag.plan import MAX_INLINE_BYTES, Optimization, Plan
 from planners import ProfilesPredictor, get_planner, prewarm_flags
 from planners.base import Context, as_configs, as_platform
 from sim.simulate import simulate
@@ -31,16 +32,27 @@ WORKFLOWS = (
     "text_analysis",
     "montage_like",
 )
-FIXED = ("pre-warm", "pre-load", "task-dup", "output-streaming")
-WUKONG = ("fan-out-clustering", "fan-in-clustering", "delayed-io")
+FIXED = ("pre-warm", "pre-load", "task-dup", "output-streaming", "small-results-inline")
+WUKONG = (
+    "fan-out-clustering",
+    "fan-in-clustering",
+    "delayed-io",
+    "inline-subdag",
+    "small-results-inline",
+)
+#: Parameters of the flags that have thresholds: WUKONG's 100 ms for a short task, and the
+#: largest output a payload may carry.
+PARAMS = {
+    "output-streaming": {"chunk_bytes": 1 << 20},
+    "inline-subdag": {"max_exec_ms": 100.0},
+    "small-results-inline": {"max_bytes": MAX_INLINE_BYTES},
+}
 
 
 def _flags(name: str, plan: Plan, ctx: Context) -> list[Optimization]:
     if name == "pre-warm":
         return prewarm_flags(ctx, plan, plan.predicted)
-    if name == "output-streaming":
-        return [Optimization(name, params={"chunk_bytes": 1 << 20})]
-    return [Optimization(name)]
+    return [Optimization(name, params=PARAMS.get(name, {}))]
 
 
 def _mean_run(dag, plan: Plan, profiles, platform, seeds: Sequence[int]) -> tuple[float, float]:
@@ -108,9 +120,11 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workflows", default=",".join(WORKFLOWS), help="';'-separated specs")
+    parser.add_argument(
+        "--workflows", default=None, help="';'-separated specs (default: the examples)"
+    )
     args = parser.parse_args(argv)
-    workflows = args.workflows.split(";") if ";" in args.workflows else list(WORKFLOWS)
+    workflows = args.workflows.split(";") if args.workflows else list(WORKFLOWS)
     table = ablation(workflows, range(args.seeds))
     print(markdown_table(table))
 

@@ -14,6 +14,14 @@ module only decides where to switch them on:
 - task-dup: consumers with an input from another fixed worker.
 - output-streaming: producers with an output of at least ``stream_bytes`` read by another
   fixed worker.
+- inline-subdag (``max_exec_ms`` = ``inline_exec_ms``): flexible fan-out producers (two or
+  more consumers) with a flexible consumer of their config predicted to run at most
+  ``inline_exec_ms``; it acts only over a base with flexible tasks (``base=wukong``).
+- small-results-inline (``max_bytes`` = ``inline_bytes``): producers the client does not
+  fetch, with a predicted output of at most ``inline_bytes``, read on another worker.
+
+Proposals for the flags with parameters name exactly the tasks listed; the others are proposed
+for every task first, as octoflows does.
 """
 
 from __future__ import annotations
@@ -23,10 +31,14 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from dag.plan import Optimization, Plan
+from dag.plan import MAX_INLINE_BYTES, Optimization, Plan
 from planners.base import Context, Param, Planner, PredictedTimeline, is_non_negative
 
-BASES = ("uniform", "non-uniform", "heft", "dask")
+BASES = ("uniform", "non-uniform", "heft", "dask", "wukong")
+
+
+def _is_inline_bytes(value: int) -> bool:
+    return 0 <= value <= MAX_INLINE_BYTES
 
 
 def _is_base(value: str) -> bool:
@@ -86,7 +98,52 @@ class OctoPlanner(Planner):
             is_non_negative,
             "an integer >= 0",
         ),
+        "inline_exec_ms": Param(
+            float,
+            100.0,
+            "inline-subdag: largest predicted exec of a task run inside a fan-out's sub-DAG, ms",
+            is_non_negative,
+            "a number >= 0",
+        ),
+        "inline_bytes": Param(
+            int,
+            64 * 1024,
+            "small-results-inline: largest output carried in a payload or message, bytes",
+            _is_inline_bytes,
+            f"an integer in 0..{MAX_INLINE_BYTES}",
+        ),
     }
+
+    def _inline_candidates(self, ctx: Context, plan: Plan) -> dict[str, list[str]]:
+        """Tasks where inline-subdag and small-results-inline can act (see the module)."""
+        dag = ctx.dag
+        out = ctx.output_bytes()
+        small_exec = self.params["inline_exec_ms"]
+        fan_outs = []
+        for t in dag:
+            config = plan[t].config
+            children = dag.successors(t)
+            if plan[t].worker_id is not None or len(children) < 2:
+                continue
+            if any(
+                plan[c].worker_id is None
+                and plan[c].config == config
+                and float(ctx.profiles.exec_ms(c, config)) <= small_exec
+                for c in children
+            ):
+                fan_outs.append(t)
+        sinks = set(dag.sinks)
+        small_outputs = [
+            t
+            for t in dag
+            if t not in sinks
+            and out[t] <= self.params["inline_bytes"]
+            and any(
+                plan[c].worker_id is None or plan[c].worker_id != plan[t].worker_id
+                for c in dag.successors(t)
+            )
+        ]
+        return {"inline-subdag": fan_outs, "small-results-inline": small_outputs}
 
     def _candidates(self, ctx: Context, plan: Plan, timeline: PredictedTimeline):
         dag = ctx.dag
@@ -119,6 +176,25 @@ class OctoPlanner(Planner):
                         ],
                     )
             per_task[name] = tasks
+        inline_params = {
+            "inline-subdag": {"max_exec_ms": self.params["inline_exec_ms"]},
+            "small-results-inline": {"max_bytes": self.params["inline_bytes"]},
+        }
+        for name, tasks in self._inline_candidates(ctx, plan).items():
+            if not tasks:
+                continue
+            params = inline_params[name]
+            variants = [tasks]
+            critical = [t for t in tasks if t in set(timeline.critical_path)]
+            if critical and len(critical) < len(tasks):
+                variants.append(critical)
+            for chosen in variants:
+                yield (
+                    name,
+                    lambda _all, name=name, chosen=chosen, params=params: [
+                        Optimization(name, frozenset(chosen), params)
+                    ],
+                )
 
     def _better(self, new: PredictedTimeline, old: PredictedTimeline) -> bool:
         tolerance = 1 + self.params["cost_tolerance"]

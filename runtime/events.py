@@ -14,18 +14,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from dag.resources import ResourceConfig
-from worker.effects import Execute, Invoke, Upload
+from worker.effects import Execute, Invoke, Publish, TaskOutput, Upload
 from worker.recording import TraceRecorder
 
 LOG_NAME = "_log"
 
 
 def slim(effect: Any) -> Any:
-    """`effect` without its payload (an Upload's value, an Execute's inputs), for shipping."""
+    """`effect` without its payload (an Upload's value, an Execute's inputs, the values an
+    Invoke or a Publish carries), for shipping."""
     if isinstance(effect, Upload):
         return dataclasses.replace(effect, value=None)
     if isinstance(effect, Execute):
         return dataclasses.replace(effect, inputs={})
+    if isinstance(effect, Invoke) and effect.inputs:  # keep the sizes, drop the values
+        inputs = {p: TaskOutput(None, o.nbytes) for p, o in effect.inputs.items()}
+        return dataclasses.replace(effect, inputs=inputs)
+    if isinstance(effect, Publish) and effect.nbytes is not None:
+        return dataclasses.replace(effect, value=None)
     return effect
 
 

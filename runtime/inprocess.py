@@ -101,6 +101,7 @@ class InProcessDriver:
         self._store: dict[str, tuple[Any, int]] = {}
         self._counters: dict[str, set[str]] = {}
         self._channels: dict[str, threading.Event] = {}
+        self._messages: dict[str, TaskOutput] = {}  # outputs carried by published messages
         self._threads: list[threading.Thread] = []
         self._failures: list[BaseException] = []
         self._t0 = time.perf_counter()
@@ -274,8 +275,11 @@ def _subscribe(driver: InProcessDriver, worker_id: str, effect: Subscribe) -> tu
 
 
 def _publish(driver: InProcessDriver, worker_id: str, effect: Publish) -> tuple[Any, int]:
+    if effect.nbytes is not None:  # the message carries an output (small-results-inline)
+        with driver._lock:
+            driver._messages[effect.channel] = TaskOutput(effect.value, effect.nbytes)
     driver._channel(effect.channel).set()
-    return None, 0
+    return None, effect.nbytes or 0
 
 
 def _block(driver: InProcessDriver, *events: threading.Event) -> int:
@@ -292,7 +296,9 @@ def _block(driver: InProcessDriver, *events: threading.Event) -> int:
 
 def _wait_for(driver: InProcessDriver, worker_id: str, effect: WaitFor) -> tuple[Any, int]:
     _block(driver, driver._channel(effect.channel))
-    return None, 0
+    with driver._lock:
+        carried = driver._messages.get(effect.channel)
+    return carried, 0 if carried is None else carried.nbytes
 
 
 def _wait_any(driver: InProcessDriver, worker_id: str, effect: WaitAny) -> tuple[Any, int]:
@@ -304,8 +310,8 @@ def _wait_any(driver: InProcessDriver, worker_id: str, effect: WaitAny) -> tuple
 def _invoke(driver: InProcessDriver, worker_id: str, effect: Invoke) -> tuple[Any, int]:
     with driver._lock:
         driver.invocations.append(effect)
-    driver._start_worker(effect, driver.now_ms())
-    return None, 0
+    driver._start_worker(effect, driver.now_ms())  # its payload's inputs go with it
+    return None, effect.payload_bytes
 
 
 def _warmup(driver: InProcessDriver, worker_id: str, effect: Warmup) -> tuple[Any, int]:

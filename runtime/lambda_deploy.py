@@ -114,33 +114,11 @@ def _api_errors(subject: str) -> Iterator[None]:
         raise DeployError(subject, code, message) from None
 
 
-def deploy(
-    zip_path: str | Path,
-    configs: Iterable[ResourceConfig],
-    *,
-    role_arn: str,
-    endpoint_url: str | None = None,
-    region_name: str = "us-east-1",
-    prefix: str = "faasdag",
-    timeout_s: int = 900,
-    runtime: str = "python3.11",
-    environment: dict[str, str] | None = None,
-    redis_url: str | None = None,
-) -> list[str]:
+def deploy(zip_path: str | Path, configs: Iterable[ResourceConfig], **options: Any) -> list[str]:
     """Create or update one function per distinct memory size of `configs` with the zip at
-    `zip_path` (`deploy_code`); returns the function names, by memory size."""
-    done = deploy_code(
-        Path(zip_path).read_bytes(),
-        configs,
-        role_arn=role_arn,
-        endpoint_url=endpoint_url,
-        region_name=region_name,
-        prefix=prefix,
-        timeout_s=timeout_s,
-        runtime=runtime,
-        environment=environment,
-        redis_url=redis_url,
-    )
+    `zip_path` (`deploy_code`, whose keyword `options` it takes); returns the function names,
+    by memory size."""
+    done = deploy_code(Path(zip_path).read_bytes(), configs, **options)
     return [d.function_name for d in done]
 
 

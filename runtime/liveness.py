@@ -200,7 +200,7 @@ class Watch:
         """
         now = time.monotonic()
         claims = {w: tuple(claim or ()) for w, claim in self.store.started().items()}
-        invoked = sorted(w for w, claim in claims.items() if claim[1:] == ("invoke",))
+        invoked = sorted(w for w, claim in claims.items() if claim[1:2] == ("invoke",))
         beats = dict(zip(invoked, self.store.heartbeats(invoked), strict=True))
         ended = self.logs.poll()
         running = [w for w in invoked if w not in ended]

@@ -123,7 +123,14 @@ class RunRef:
     heartbeat_ttl_s: float = DEFAULT_HEARTBEAT_TTL_S
 
     def payload(self, invocation: Invocation, invoked_ms: float) -> dict[str, Any]:
-        """The signed JSON payload that starts `invocation`."""
+        """The signed JSON payload that starts `invocation`; the inputs it carries (if any)
+        travel as base64 of their signed `dumps` blobs."""
+        inputs = {}
+        if invocation.inputs:
+            inputs["inputs"] = {
+                producer: base64.b64encode(dumps(output.value)).decode("ascii")
+                for producer, output in invocation.inputs.items()
+            }
         return sign_payload(
             {
                 "faasdag": PAYLOAD_VERSION,
@@ -140,6 +147,7 @@ class RunRef:
                 "start_tasks": list(invocation.start_tasks),
                 "attempt": invocation.attempt,
                 "invoked_ms": invoked_ms,
+                **inputs,
             }
         )
 
@@ -150,7 +158,8 @@ class RunRef:
         Raises
         ------
         UntrustedData
-            If it is unsigned or signed with another key (nothing in it is used).
+            If it is unsigned or signed with another key (nothing in it is used), or an input
+            it carries is.
         ValueError
             If it is not a faasdag payload of this version; names the missing field.
         """
@@ -168,11 +177,16 @@ class RunRef:
                 heartbeat_ttl_s=float(payload["heartbeat_ttl_s"]),
             )
             config = ResourceConfig(int(payload["memory_mb"]), float(payload["cpus"]))
+            inputs = {}
+            for producer, text in dict(payload.get("inputs") or {}).items():
+                blob = base64.b64decode(text)
+                inputs[producer] = TaskOutput(loads(blob, f"payload input {producer!r}"), len(blob))
             invocation = Invocation(
                 payload["worker_id"],
                 config,
                 tuple(payload["start_tasks"]),
                 int(payload.get("attempt", 0)),
+                inputs,
             )
             return ref, invocation, float(payload["invoked_ms"])
         except KeyError as err:
@@ -374,13 +388,17 @@ def _subscribe(driver: RedisDriver, worker_id: str, effect: Subscribe) -> tuple[
 
 
 def _publish(driver: RedisDriver, worker_id: str, effect: Publish) -> tuple[Any, int]:
-    driver.store.publish(effect.channel, effect.message)
-    return None, 0
+    blob = None if effect.nbytes is None else dumps(effect.value)
+    driver.store.publish(effect.channel, effect.message, blob=blob)
+    return None, 0 if blob is None else len(blob)
 
 
 def _wait_for(driver: RedisDriver, worker_id: str, effect: WaitFor) -> tuple[Any, int]:
-    driver.subscription().wait(effect.channel, timeout_s=driver.wait_timeout_s)
-    return None, 0
+    data = driver.subscription().wait(effect.channel, timeout_s=driver.wait_timeout_s)
+    carried = driver.store.message_value(data, effect.channel)
+    if carried is None:
+        return None, 0
+    return TaskOutput(*carried), carried[1]
 
 
 def _wait_any(driver: RedisDriver, worker_id: str, effect: WaitAny) -> tuple[Any, int]:
@@ -391,7 +409,7 @@ def _wait_any(driver: RedisDriver, worker_id: str, effect: WaitAny) -> tuple[Any
 def _invoke(driver: RedisDriver, worker_id: str, effect: Invoke) -> tuple[Any, int]:
     payload = driver.ref.payload(Invocation.from_effect(effect), driver.now_ms())
     driver.backend.invoke(payload, effect.config)
-    return None, 0
+    return None, effect.payload_bytes
 
 
 def _warmup(driver: RedisDriver, worker_id: str, effect: Warmup) -> tuple[Any, int]:

@@ -495,7 +495,8 @@ class RedisStore:
             ) from None
 
     def started(self) -> dict[str, Any]:
-        """Every start claim of the run: worker id -> (claimer, "invoke" | "take")."""
+        """Every start claim of the run: worker id -> (claimer, "invoke" | "take"), followed,
+        for an invocation that carried inputs it did not upload, by those inputs."""
         prefix = self.key("started:")
         claims = {}
         for key in self.client.scan_iter(match=prefix + "*", count=500):
@@ -519,15 +520,35 @@ class RedisStore:
 
     # -- events ---------------------------------------------------------------------------
 
-    def publish(self, channel: str, message: str = "") -> None:
-        """Leave the marker of `channel` and publish `message` on it, in one transaction."""
+    def publish(self, channel: str, message: str = "", *, blob: bytes | None = None) -> None:
+        """Leave the marker of `channel` and publish `message` on it, in one transaction.
+
+        With `blob` (a value from `dumps`), the marker and the message are that blob instead:
+        the message carries a value, which a subscriber reads with `message_value`.
+        """
+        data = message.encode() if blob is None else blob
         self._write(
-            ("SET", self._marker(channel), message.encode()),
-            ("PUBLISH", self._channel(channel), message.encode()),
+            ("SET", self._marker(channel), data),
+            ("PUBLISH", self._channel(channel), data),
         )
 
-    def check(self, channels: list[str]) -> tuple[list[bool], bool, bytes | None]:
-        """(marker of each channel present, run alive, failure blob or None), in one round trip.
+    @staticmethod
+    def message_value(data: bytes | None, channel: str) -> tuple[Any, int] | None:
+        """The value a message (or marker) `data` of `channel` carries and its bytes, or None
+        for a plain message.
+
+        Raises
+        ------
+        UntrustedData
+            If it carries a value that is not signed with this process's key.
+        """
+        if not data or data[:1] != _HEADER:
+            return None
+        return loads(data, f"message on {channel!r}"), len(data)
+
+    def check(self, channels: list[str]) -> tuple[list[bytes | None], bool, bytes | None]:
+        """(marker of each channel, None where absent; run alive; failure blob or None), in one
+        round trip.
 
         Raises
         ------
@@ -536,14 +557,14 @@ class RedisStore:
         """
         pipe = self.client.pipeline(transaction=False)
         for channel in channels:
-            pipe.exists(self._marker(channel))
+            pipe.get(self._marker(channel))
         pipe.exists(self.key(RUN_KEY))
         pipe.exists(self.key(CANCEL_KEY))
         pipe.get(self.key("_failure"))
         *sent, alive, cancelled, failure = pipe.execute()
         if cancelled and failure is None:
             raise RunCancelled(f"run {self.run_id!r} was cancelled (it ended or was stopped)")
-        return [bool(x) for x in sent], bool(alive), failure
+        return list(sent), bool(alive), failure
 
     def fail(self, failure: Any) -> None:
         """Record the run's first failure and announce it to every waiter."""
@@ -583,7 +604,7 @@ class Subscription:
     def __init__(self, store: RedisStore):
         self.store = store
         self._pubsub = store.client.pubsub(ignore_subscribe_messages=True)
-        self._fired: set[str] = set()
+        self._fired: dict[str, bytes] = {}  # channel -> its message (or marker)
         self._failed = False
         self._pubsub.subscribe(store._channel(FAILURE_CHANNEL))
 
@@ -598,12 +619,14 @@ class Subscription:
             if local == FAILURE_CHANNEL:
                 self._failed = True
             else:
-                self._fired.add(local)
+                self._fired.setdefault(local, message["data"])
             message = self._pubsub.get_message(timeout=0)
 
-    def wait(self, channel: str, *, timeout_s: float, poll_s: float = 0.05) -> None:
-        """Block until `channel` fired (a message, or its marker exists); see `wait_any`."""
+    def wait(self, channel: str, *, timeout_s: float, poll_s: float = 0.05) -> bytes:
+        """Block until `channel` fired (a message, or its marker exists); returns the message
+        (see `RedisStore.message_value`). Raises as `wait_any`."""
         self.wait_any([channel], timeout_s=timeout_s, poll_s=poll_s)
+        return self._fired[channel]
 
     def wait_any(
         self, channels: list[str], *, timeout_s: float, poll_s: float = 0.05
@@ -635,8 +658,10 @@ class Subscription:
                         f"run {self.store.run_id!r}: its keys vanished from Redis while waiting "
                         f"for {channels} (was Redis restarted or flushed?)"
                     )
-                self._fired.update(c for c, s in zip(channels, sent, strict=True) if s)
-                if any(sent):
+                for c, data in zip(channels, sent, strict=True):
+                    if data is not None:
+                        self._fired.setdefault(c, data)
+                if any(data is not None for data in sent):
                     continue
                 next_check = now + poll_s * 4
             if now >= deadline:

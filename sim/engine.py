@@ -323,27 +323,45 @@ def _subscribe(driver: SimDriver, worker_id: str, effect: Subscribe):
 
 
 def _publish(driver: SimDriver, worker_id: str, effect: Publish):
+    """A message carrying an output (``nbytes``) first sends those bytes up to the store."""
+    carried = None
+    if effect.nbytes is not None:
+        carried = TaskOutput(None, effect.nbytes)
+        if worker_id != CLIENT:
+            endpoint = driver.endpoint(worker_id)
+            yield from driver.network.transfer(*endpoint, effect.nbytes, "up", command=False)
     yield from driver.network.publish()
     event = driver._channel(effect.channel)
     if not event.triggered:
-        event.succeed()
-    return None, 0
+        event.succeed(carried)
+    return None, effect.nbytes or 0
 
 
 def _wait_for(driver: SimDriver, worker_id: str, effect: WaitFor):
+    """Returns the output the message carries (read down from the store), else None."""
     event = driver._channel(effect.channel)
     if not event.processed:
         yield event
-    return None, 0
+    carried = event.value
+    if not isinstance(carried, TaskOutput):
+        return None, 0
+    if worker_id != CLIENT:
+        endpoint = driver.endpoint(worker_id)
+        yield from driver.network.transfer(*endpoint, carried.nbytes, "down", command=False)
+    return carried, carried.nbytes
 
 
 def _invoke(driver: SimDriver, worker_id: str, effect: Invoke):
-    """The invoker waits for the API call; the worker starts once the request arrives."""
+    """The invoker sends the payload's inputs (if any) and waits for the API call; the worker
+    starts once the request arrives."""
     invoked_ms = driver.env.now
+    if effect.payload_bytes > 0:
+        endpoint = driver.endpoint(worker_id)
+        yield from driver.network.send_payload(*endpoint, effect.payload_bytes)
     if driver.platform.invoke_latency_ms > 0:
         yield driver.host.work(driver.platform.invoke_latency_ms)
     _apply_invoke(driver, worker_id, effect, invoked_ms)
-    return None, 0
+    return None, effect.payload_bytes
 
 
 def _warmup(driver: SimDriver, worker_id: str, effect: Warmup):

@@ -59,6 +59,8 @@ class Network:
         Store commands: every transfer (one GET or SET) plus every `store_op`.
     n_publishes : int
         Pub/sub messages published.
+    bytes_payload : int
+        Bytes sent inside invocation payloads (to the platform's API, not the store).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Network:
         self.n_transfers = 0
         self.n_store_ops = 0
         self.n_publishes = 0
+        self.bytes_payload = 0
         self._link_busy_until: dict[Hashable, float] = {}
 
     def _copy_work(self, nbytes: int, direction: Direction) -> simpy.Event | None:
@@ -98,11 +101,14 @@ class Network:
         direction: Direction = "down",
         *,
         latency: bool = True,
+        command: bool = True,
     ) -> Generator[simpy.Event, Any, float]:
         """SimPy process body: move ``nbytes`` between the worker and the store; return elapsed ms.
 
         ``latency=False`` skips the per-operation latency (a command pipelined behind another,
-        e.g. the later chunks of a stream).
+        e.g. the later chunks of a stream). ``command=False`` moves bytes that ride on another
+        command (an output carried by a published message): not counted as a transfer or a
+        store command, and with no latency of its own.
 
         Use as ``ms = yield from network.transfer(worker_id, config, nbytes, "up")``.
 
@@ -119,13 +125,14 @@ class Network:
         if self._link_busy_until.get(worker_key, -math.inf) > now + 1e-9:
             raise RuntimeError(f"transfer on worker {worker_key!r} while its link is busy")
         self._link_busy_until[worker_key] = math.inf  # until its bytes are on their way
-        self.n_transfers += 1
-        self.n_store_ops += 1
+        if command:
+            self.n_transfers += 1
+            self.n_store_ops += 1
         if direction == "up":
             self.bytes_up += nbytes
         else:
             self.bytes_down += nbytes
-        if latency and self.platform.store_op_ms > 0:
+        if command and latency and self.platform.store_op_ms > 0:
             yield self.host.work(self.platform.store_op_ms)
         bandwidth = self.platform.link_bytes_per_ms(config)
         link_ms = 0.0 if math.isinf(bandwidth) else nbytes / bandwidth
@@ -162,6 +169,37 @@ class Network:
             raise ValueError(
                 f"worker {worker_key!r} has a link for {known}, asked again with {config}"
             )
+
+    def send_payload(
+        self, worker_key: Hashable, config: ResourceConfig, nbytes: int
+    ) -> Generator[simpy.Event, Any, float]:
+        """SimPy process body: send ``nbytes`` of an invocation payload (inputs carried by an
+        Invoke) from the worker to the platform's API; returns elapsed ms.
+
+        The bytes cross the worker's link (not the store's) while the sender does the work of
+        serialising them (the platform's upload rate, as for a transfer); the invocation's own
+        latency is paid by the caller.
+
+        Raises
+        ------
+        ValueError, RuntimeError
+            As `transfer`.
+        """
+        self._check(worker_key, config, nbytes, "up")
+        now = self.env.now
+        if self._link_busy_until.get(worker_key, -math.inf) > now + 1e-9:
+            raise RuntimeError(f"payload sent by worker {worker_key!r} while its link is busy")
+        self.bytes_payload += nbytes
+        bandwidth = self.platform.link_bytes_per_ms(config)
+        link_ms = 0.0 if math.isinf(bandwidth) else nbytes / bandwidth
+        self._link_busy_until[worker_key] = now + link_ms
+        on_host = self._copy_work(nbytes, "up") if nbytes > 0 else None
+        if on_host is not None:
+            yield on_host
+        wait_ms = now + link_ms - self.env.now
+        if wait_ms > 1e-12:
+            yield self.env.timeout(wait_ms)
+        return self.env.now - now
 
     def store_op(self) -> Generator[simpy.Event, Any, float]:
         """SimPy process body: one small store command (INCR, SETNX, EXISTS); return elapsed ms."""

@@ -11,7 +11,9 @@ Rules (DESIGN.md, following WUKONG and octoflows):
    the ready flexible consumers it keeps (one continuation, plus clustered ones) and starts new
    workers for the others; it keeps every output it produced in memory.
 3. A task's output is uploaded only if the client asked for it (every sink, and any task named in
-   the schedule's outputs) or some consumer will not read it from this worker's memory. Upload happens before any dependency counter is touched, unless the
+   the schedule's outputs) or some consumer will not read it from this worker's memory, nor
+   receive it in its invocation payload or the COMPLETED message (small-results-inline).
+   Upload happens before any dependency counter is touched, unless the
    producer counts first on purpose (fan-in clustering, delayed I/O; their fan-ins then wait).
 4. Fan-in: each producer on another worker counts itself into the consumer's counter (a set,
    so counting twice counts once); the one that sees it reach ``len(counted)`` starts the
@@ -19,7 +21,8 @@ Rules (DESIGN.md, following WUKONG and octoflows):
    is kept by this worker or gets a new one. Every start is claimed first (set-if-absent), so
    no worker, nor its retry, starts anything twice.
 5. COMPLETED is published for a task whose output a fixed worker elsewhere, a waiting fan-in,
-   or the client (the schedule's outputs) may be waiting for.
+   or the client (the schedule's outputs) may be waiting for; with small-results-inline it
+   carries the output, which the waiter takes from it instead of downloading.
 6. ``None`` is a valid result: outputs travel as values, never as "missing" markers.
 7. A retry (``attempt`` > 0) of a lost worker re-runs the same logic but reads back every output
    its lost attempt stored instead of running the task again, and resumes the fan-ins that
@@ -34,7 +37,7 @@ hands the same generator to the real driver (`execute_branch`) or to the SimPy d
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dag.resources import ResourceConfig
@@ -80,17 +83,21 @@ class PlanViolation(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Invocation:
-    """What a worker is started with: its id, config, the task(s) it starts from, and which
-    attempt this is (0 first; a retry re-runs the same logic, reading back stored outputs)."""
+    """What a worker is started with: its id, config, the task(s) it starts from, which
+    attempt this is (0 first; a retry re-runs the same logic, reading back stored outputs), and
+    the inputs its payload carries (producer id -> TaskOutput; small-results-inline)."""
 
     worker_id: str
     config: ResourceConfig
     start_tasks: tuple[str, ...]
     attempt: int = 0
+    inputs: Mapping[str, TaskOutput] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_effect(cls, effect: Invoke) -> Invocation:
-        return cls(effect.worker_id, effect.config, effect.start_tasks, effect.attempt)
+        return cls(
+            effect.worker_id, effect.config, effect.start_tasks, effect.attempt, effect.inputs
+        )
 
     def to_effect(self) -> Invoke:
         return Invoke(
@@ -98,6 +105,7 @@ class Invocation:
             config=self.config,
             start_tasks=self.start_tasks,
             attempt=self.attempt,
+            inputs=self.inputs,
         )
 
 
@@ -132,8 +140,11 @@ def fetch_inputs(
         values = yield from _all([Download(key=output_key(d), task_id=task_id) for d in remote])
         return dict(zip(remote, values, strict=True))
     yield from _all([Subscribe(channel=done_channel(d), task_id=task_id) for d in remote])
-    present = yield from _all([Exists(key=output_key(d), task_id=task_id) for d in remote])
-    missing = [d for d, stored in zip(remote, present, strict=True) if not stored]
+    # Small-results-inline: these producers' messages may carry their outputs; wait for them.
+    carried = [d for d in remote if opt.inline_capable(schedule, d)]
+    stored = [d for d in remote if d not in carried]
+    present = yield from _all([Exists(key=output_key(d), task_id=task_id) for d in stored])
+    missing = [d for d, found in zip(stored, present, strict=True) if not found]
     fetched: dict[str, Any] = {}
     if missing and schedule.plan.enabled("task-dup", task_id):
         for upstream in [d for d in missing if d in schedule.dup_targets]:
@@ -143,7 +154,7 @@ def fetch_inputs(
     streamed = [d for d in missing if schedule.plan.enabled("output-streaming", d)]
     missing = [d for d in missing if d not in streamed]
     if schedule.plan.enabled("pre-load", task_id):
-        ready = [d for d in remote if d not in fetched and d not in missing and d not in streamed]
+        ready = [d for d in stored if d not in fetched and d not in missing and d not in streamed]
         values = yield from _all([Download(key=output_key(d), task_id=task_id) for d in ready])
         fetched.update(zip(ready, values, strict=True))
         while missing:
@@ -163,6 +174,10 @@ def fetch_inputs(
             yield WaitFor(channel=done_channel(producer), task_id=task_id)
     for producer in streamed:
         fetched[producer] = yield StreamDownload(key=output_key(producer), task_id=task_id)
+    for producer in carried:
+        message = yield WaitFor(channel=done_channel(producer), task_id=task_id)
+        if isinstance(message, TaskOutput):  # else it was uploaded: downloaded below
+            fetched[producer] = message.value
     rest = [d for d in remote if d not in fetched]
     values = yield from _all([Download(key=output_key(d), task_id=task_id) for d in rest])
     fetched.update(zip(rest, values, strict=True))
@@ -206,11 +221,19 @@ def _publish_needed(schedule: Schedule, task_id: str, elsewhere: list[str]) -> b
 
 
 def _store_output(
-    schedule: Schedule, task_id: str, output: TaskOutput, elsewhere: list[str]
+    schedule: Schedule,
+    task_id: str,
+    output: TaskOutput,
+    elsewhere: list[str],
+    *,
+    upload: bool = True,
+    carried: bool = False,
 ) -> Logic:
     streaming = schedule.plan.enabled("output-streaming", task_id)
     if output.stored:
         pass  # a lost attempt stored it already
+    elif not upload:
+        pass  # small-results-inline carries it to every consumer elsewhere
     elif streaming is not None:
         chunk = int(streaming.params.get("chunk_bytes", opt.DEFAULT_CHUNK_BYTES))
         yield StreamUpload(
@@ -224,7 +247,16 @@ def _store_output(
         yield Upload(
             key=output_key(task_id), value=output.value, nbytes=output.nbytes, task_id=task_id
         )
-    if _publish_needed(schedule, task_id, elsewhere):
+    if not _publish_needed(schedule, task_id, elsewhere):
+        return
+    if carried:
+        yield Publish(
+            channel=done_channel(task_id),
+            value=output.value,
+            nbytes=output.nbytes,
+            task_id=task_id,
+        )
+    else:
         yield Publish(channel=done_channel(task_id), task_id=task_id)
 
 
@@ -239,16 +271,22 @@ def complete(schedule: Schedule, task_id: str, output: TaskOutput, me: Invocatio
             return []  # a duplicate's result already stands for this task
     worker_of = schedule.worker_of
     consumers = schedule.dag.successors(task_id)
-    keep = opt.kept_consumers(schedule, task_id, output, me)
-    elsewhere = [c for c in consumers if c not in keep and worker_of[c] != me.worker_id]
+    # Inline sub-DAG: its tasks run here next, from memory; their edges need no I/O.
+    inlined = opt.inlined_consumers(schedule, task_id)
+    subdag = list(schedule.subdags.get(task_id, ()))
+    keep = opt.kept_consumers(schedule, task_id, output, me, inlined)
+    elsewhere = [
+        c for c in consumers if c not in keep and c not in inlined and worker_of[c] != me.worker_id
+    ]
     count_first = opt.count_before_upload(schedule, task_id, output, me, elsewhere)
-    if opt.delays_io(schedule, task_id, output, me) and keep:
+    if opt.delays_io(schedule, task_id, output, me) and (keep or subdag):
         # Delayed I/O: run the local consumers first, then do the rest of this task's I/O.
-        return [*keep, opt.Deferred(task_id, output, tuple(elsewhere), tuple(count_first))]
+        deferred = opt.Deferred(task_id, output, tuple(elsewhere), tuple(count_first))
+        return [*subdag, *keep, deferred]
     taken = yield from share_output(
-        schedule, task_id, output, me, elsewhere, count_first, keeping=bool(keep)
+        schedule, task_id, output, me, elsewhere, count_first, keeping=bool(keep or inlined)
     )
-    return [*keep, *taken]
+    return [*subdag, *keep, *taken]
 
 
 def share_output(
@@ -269,9 +307,13 @@ def share_output(
     worker_of = schedule.worker_of
     elsewhere = list(elsewhere)
     count_first = [c for c in count_first if c in elsewhere]
+    carried = opt.carried_output(schedule, task_id, output)
+    upload = opt.upload_needed(schedule, task_id, output, elsewhere)
     upload_first = task_id in schedule.outputs or any(c not in count_first for c in elsewhere)
     if upload_first:
-        yield from _store_output(schedule, task_id, output, elsewhere)
+        yield from _store_output(
+            schedule, task_id, output, elsewhere, upload=upload, carried=carried
+        )
 
     fan_ins = [c for c in elsewhere if len(schedule.counted[c]) > 1]
     counts = yield from _all(
@@ -296,7 +338,9 @@ def share_output(
     ]
     if not upload_first and any(c not in taken for c in elsewhere):
         # Counted first but someone else still needs this output (a fan-in not completed here).
-        yield from _store_output(schedule, task_id, output, elsewhere)
+        yield from _store_output(
+            schedule, task_id, output, elsewhere, upload=upload, carried=carried
+        )
 
     takes = set(taken)
     for consumer in ready:
@@ -313,10 +357,19 @@ def share_output(
         (c, worker_of[c] or flexible_worker_id(c), "take" if c in takes else "invoke")
         for c in ready
     ]
+    # Small-results-inline: a flexible consumer's payload carries this output; where it is not
+    # uploaded, the claim keeps a copy too, so that a retry of that consumer can read it back.
+    carries = {c: carried and worker_of[c] is None for c, _w, mode in starts if mode == "invoke"}
     won = yield from _all(
         [
-            SetIfAbsent(key=started_key(w), value=(me.worker_id, mode), task_id=task_id)
-            for _c, w, mode in starts
+            SetIfAbsent(
+                key=started_key(w),
+                value=(me.worker_id, mode, {task_id: output})
+                if carries.get(c) and not upload
+                else (me.worker_id, mode),
+                task_id=task_id,
+            )
+            for c, w, mode in starts
         ]
     )
     if me.attempt:  # a retry resumes the takes its lost attempt had claimed
@@ -329,7 +382,13 @@ def share_output(
         for (i, _w), owner in zip(lost, owners, strict=True):
             won[i] = tuple(owner or ()) == (me.worker_id, "take")
     invokes = [
-        Invoke(worker_id=w, config=schedule.config_of[c], start_tasks=(c,), task_id=task_id)
+        Invoke(
+            worker_id=w,
+            config=schedule.config_of[c],
+            start_tasks=(c,),
+            inputs={task_id: output} if carries[c] else {},
+            task_id=task_id,
+        )
         for (c, w, mode), first in zip(starts, won, strict=True)
         if first and mode == "invoke"
     ]
@@ -360,7 +419,9 @@ def fixed_worker(schedule: Schedule, me: Invocation) -> Logic:
 
 def flexible_worker(schedule: Schedule, me: Invocation) -> Logic:
     """A flexible worker: run its start task, then what it keeps, depth first, until done."""
-    local: dict[str, Any] = {}  # outputs this worker produced stay in its memory
+    # Outputs this worker produced stay in its memory, beside the inputs its payload carried.
+    local: dict[str, Any] = {d: output.value for d, output in me.inputs.items()}
+    local.update((yield from opt.claimed_inputs(schedule, me)))
     todo: list[Any] = list(reversed(me.start_tasks))
     while todo:
         item = todo.pop()

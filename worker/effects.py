@@ -145,16 +145,27 @@ class Subscribe:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Publish:
-    """Announce `message` on `channel` to its subscribers. Result: None."""
+    """Announce `message` on `channel` to its subscribers. Result: None.
+
+    With `nbytes` set, the message carries `value`, a task output of `nbytes` serialised bytes
+    (small-results-inline): a WaitFor on the channel returns it, now or later.
+    """
 
     channel: str
     message: str = ""
+    value: Any = field(default=None, compare=False)
+    nbytes: int | None = None
     task_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.nbytes is not None:
+            _check_nbytes(self.nbytes, f"Publish on {self.channel!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WaitFor:
-    """Block until a message arrives on a subscribed `channel` (or arrived since Subscribe)."""
+    """Block until a message arrives on a subscribed `channel` (or arrived since Subscribe).
+    Result: the TaskOutput the message carries (a Publish with `nbytes`), else None."""
 
     channel: str
     task_id: str | None = None
@@ -177,17 +188,33 @@ class WaitAny:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Invoke:
     """Start worker `worker_id` of `config` asynchronously, running from `start_tasks`
-    (``attempt`` > 0: a retry of a worker that was lost)."""
+    (``attempt`` > 0: a retry of a worker that was lost). Result: None.
+
+    `inputs` (producer id -> TaskOutput) travel in the invocation's payload, so the worker
+    starts with them in memory (small-results-inline); `payload_bytes` is their size.
+    """
 
     worker_id: str
     config: ResourceConfig
     start_tasks: tuple[str, ...]
     attempt: int = 0
+    inputs: Mapping[str, TaskOutput] = field(default_factory=dict, compare=False)
     task_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.start_tasks:
             raise ValueError(f"Invoke of worker {self.worker_id!r} names no start task")
+        for producer, output in self.inputs.items():
+            if not isinstance(output, TaskOutput):
+                raise ValueError(
+                    f"Invoke of worker {self.worker_id!r}: input {producer!r} is "
+                    f"{type(output).__name__}, not a TaskOutput"
+                )
+
+    @property
+    def payload_bytes(self) -> int:
+        """Serialised bytes of the inputs carried in the payload."""
+        return sum(output.nbytes for output in self.inputs.values())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ The tables here are read by the worker logic; they hold no state that changes du
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from dag.graph import DAG
@@ -70,6 +70,11 @@ class Schedule:
     outputs : frozenset of task ids
         The tasks whose results the client waits for and fetches: the sinks, and any other
         task the caller asked for (its output is then stored like a sink's).
+    subdags : mapping task id -> tuple of task ids
+        inline-subdag: for each producer whose flag acts, the tasks below it that its worker
+        runs itself right after it, in topological order (`worker.optimizations.inline_subdags`).
+    subdag_of : mapping task id -> task id
+        The producer whose sub-DAG each inlined task belongs to.
     """
 
     dag: DAG
@@ -82,6 +87,8 @@ class Schedule:
     dup_targets: frozenset[str] = frozenset()
     waits_for_inputs: frozenset[str] = frozenset()
     outputs: frozenset[str] = frozenset()
+    subdags: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    subdag_of: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def build(
@@ -99,9 +106,11 @@ class Schedule:
         PlanError
             If the plan does not fit the DAG.
         ValueError
-            If task-dup or clustering by exec time is planned without estimates, or `outputs`
-            names a task not in the DAG.
+            If task-dup or inline-subdag is planned without estimates, or `outputs` names a
+            task not in the DAG.
         """
+        from worker.optimizations import inline_subdags  # it imports this module
+
         plan.validate(dag)
         outputs = frozenset(outputs)
         unknown = sorted(t for t in outputs if t not in dag)
@@ -152,6 +161,7 @@ class Schedule:
                 for p in dag.predecessors(c)
             )
         )
+        subdags = inline_subdags(dag, plan, worker_of, config_of, estimates)
         return cls(
             dag=dag,
             plan=plan,
@@ -163,6 +173,8 @@ class Schedule:
             dup_targets=dup_targets,
             waits_for_inputs=waits,
             outputs=outputs | frozenset(dag.sinks),
+            subdags=MappingProxyType(subdags),
+            subdag_of=MappingProxyType({t: root for root, ts in subdags.items() for t in ts}),
         )
 
     def is_local(self, worker_id: str, task_id: str) -> bool:

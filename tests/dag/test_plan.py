@@ -65,3 +65,20 @@ def test_plan_pickles():
     )
     back = pickle.loads(pickle.dumps(plan))
     assert back == plan and back.planner == "x"
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "match"),
+    [
+        ("inline-subdag", {"max_exec_ms": -1}, "max_exec_ms=-1"),
+        ("inline-subdag", {"max_exec_ms": float("nan")}, "max_exec_ms=nan"),
+        ("small-results-inline", {"max_bytes": 96 * 1024 + 1}, "0..98304"),
+        ("small-results-inline", {"max_bytes": 1.5}, "max_bytes=1.5"),
+    ],
+)
+def test_inline_flag_thresholds_are_checked(name, params, match):
+    """A threshold of an inline flag that is negative, not a number, or (max_bytes) above what
+    a Lambda payload can carry is refused, naming the flag and the parameter."""
+    with pytest.raises(PlanError, match=f"'{name}'.*{match}"):
+        Optimization(name, params=params)
+    assert Optimization(name, params={next(iter(params)): 0}).params

@@ -97,3 +97,29 @@ def test_none_results_flow_to_consumers():
     result = run_in_process(dag, plan, call)
     assert result.results == {"b": None}
     assert seen == [{}, {"a": None}]
+
+
+def test_inline_flags_give_the_direct_result_with_fewer_invocations_and_uploads():
+    """Real functions under inline-subdag (all flexible) and small-results-inline (mixed plan):
+    the direct result; the sub-DAG runs in one invocation, small outputs skip the store."""
+    from dag import Optimization
+    from worker.estimates import ProfileEstimates
+
+    example = build_example("image_pipeline")
+    profiles = FixedProfiles(example.dag, example.runtime_ms, example.output_bytes)
+    estimates = ProfileEstimates(profiles)
+    flags = {
+        "flexible": Optimization("inline-subdag", params={"max_exec_ms": 100.0}),
+        "mixed": Optimization("small-results-inline", params={"max_bytes": 96 * 1024}),
+    }
+    for kind, flag in flags.items():
+        base = plans_for(example.dag)[kind]
+        plain = run_in_process(example.dag, base, call_of(example), estimates=estimates)
+        flagged = run_in_process(
+            example.dag, base.with_optimizations([flag]), call_of(example), estimates=estimates
+        )
+        example.check(flagged.results)
+        assert len(flagged.uploads) < len(plain.uploads)
+        assert len(flagged.invocations) <= len(plain.invocations)
+        if kind == "flexible":
+            assert len(flagged.invocations) == 1 and flagged.uploads == ["out:merge_tiles-0"]

@@ -532,3 +532,38 @@ def test_function_environment_names_the_backend_its_containers_prepare():
         prepare_configured_backend({BACKEND_ENV: "{not json"})
     with pytest.raises(ValueError, match="JSON object"):
         prepare_configured_backend({BACKEND_ENV: "[1]"})
+
+
+@pytest.mark.parametrize(
+    ("spec", "base", "flag", "params"),
+    [
+        ("image_pipeline", "wukong", "inline-subdag", {"max_exec_ms": 100.0}),
+        ("montage_like", "non-uniform", "small-results-inline", {"max_bytes": 96 * 1024}),
+    ],
+)
+def test_inline_optimizations_on_the_emulator_cut_store_commands(
+    spec, base, flag, params, emulator, redis_url
+):
+    """The ablation's plan with and without inline-subdag or small-results-inline, on Lambda
+    workers: the same result with fewer store commands, never more invocations (inline-subdag:
+    one instead of one per tile), as the simulation of the same plans counts them."""
+    from dag import Optimization
+    from worker.estimates import ProfileEstimates
+
+    example = build_example(spec)
+    profiles = FixedProfiles(example.dag, example.runtime_ms, example.output_bytes)
+    estimates = ProfileEstimates(profiles)
+    off = get_planner(base).plan(example.dag, ProfilesPredictor(profiles), "aws-lambda", [CFG])
+    off = off.with_optimizations([])
+    on = off.with_optimizations([Optimization(flag, params=params)])
+    counts = {}
+    for name, plan in (("off", off), ("on", on)):
+        real = run_on(emulator, example, plan, estimates=estimates, redis_url=redis_url)
+        example.check(real.results)
+        simulated = simulate(example.dag, plan, profiles, "aws-lambda", 0, estimates=estimates)
+        counts[name] = (real.n_store_commands, len(real.invocations))
+        assert counts[name] == (simulated.n_store_commands, len(simulated.invocations))
+    assert counts["on"][0] < counts["off"][0]
+    assert counts["on"][1] <= counts["off"][1]
+    if flag == "inline-subdag":
+        assert counts["on"][1] == 1 < counts["off"][1]

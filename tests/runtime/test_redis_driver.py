@@ -210,6 +210,8 @@ OPTIMIZATION_FLAGS = {
     "fan-out-clustering": {"max_exec_ms": 50, "min_input_bytes": 0},
     "fan-in-clustering": {"min_output_bytes": 0},
     "delayed-io": {"min_output_bytes": 0},
+    "inline-subdag": {"max_exec_ms": 100.0},
+    "small-results-inline": {"max_bytes": 96 * 1024},
 }
 
 
@@ -310,3 +312,54 @@ def test_a_real_run_is_billed_by_the_cost_model_on_its_own_billed_time(redis_url
         platform=platform.with_overrides(price_per_gb_s=0.0, price_per_request=0.0),
     )
     assert cheaper.runs.iloc[0]["cost_compute_usd"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kind", "flag"),
+    [("mixed", "small-results-inline"), ("flexible", "inline-subdag")],
+)
+def test_inline_optimizations_cut_the_store_commands_the_simulation_counts(kind, flag, redis_url):
+    """With inline-subdag or small-results-inline, the Redis run performs the store commands
+    and invocations the simulation counts, fewer than without the flag, for the same result."""
+    from dag import Optimization
+    from worker.estimates import ProfileEstimates
+
+    example = build_example("text_analysis")
+    profiles = FixedProfiles(example.dag, example.runtime_ms, example.output_bytes)
+    base = plans_for(example.dag)[kind]
+    if kind == "mixed":
+        base = Plan(
+            {t: Placement(p.worker_id or "w-flex", p.config) for t, p in base.placements.items()}
+        )
+    plan = base.with_optimizations([Optimization(flag, params=OPTIMIZATION_FLAGS[flag])])
+    estimates = ProfileEstimates(profiles)
+    counts = {}
+    for name, each in (("off", base), ("on", plan)):
+        real = run(example, each, estimates=estimates, redis_url=redis_url, timeout_s=60)
+        example.check(real.results)
+        simulated = simulate(example.dag, each, profiles, "aws-lambda", 1, estimates=estimates)
+        counts[name] = (real.n_store_commands, len(real.invocations))
+        assert counts[name] == (simulated.n_store_commands, len(simulated.invocations))
+    assert counts["on"][0] < counts["off"][0]
+    assert counts["on"][1] <= counts["off"][1]
+
+
+def test_a_payload_carries_inputs_as_signed_values():
+    """Inputs an invocation carries come back from its payload as the same values; each is
+    signed on its own, so a forged one is refused even in a signed payload; a payload without
+    inputs has no such field (plans without the flag send what they sent before)."""
+    from runtime.signing import UntrustedData, sign_payload
+    from worker.branch import Invocation
+    from worker.effects import TaskOutput
+
+    ref = RunRef("payload-inputs", time.time())
+    array = np.arange(5.0)
+    invocation = Invocation("flex-b", CFG, ("b",), 0, {"a": TaskOutput(array, 99)})
+    payload = ref.payload(invocation, 1.0)
+    _ref, back, _ms = RunRef.from_payload(payload)
+    assert list(back.inputs) == ["a"] and np.array_equal(back.inputs["a"].value, array)
+    assert "inputs" not in ref.payload(Invocation("flex-b", CFG, ("b",)), 1.0)
+    forged = dict(payload, inputs={"a": payload["inputs"]["a"][:-8] + "AAAAAAA="})
+    forged.pop("signature")
+    with pytest.raises(UntrustedData):
+        RunRef.from_payload(sign_payload(forged))

@@ -240,3 +240,80 @@ def test_delayed_io_below_threshold_changes_nothing():
     out = {"t": 1000, "q": 1000, "k": 10, "f": 10}
     base, delayed = pair(DELAY_TASKS, DELAY_PLACES, exec_ms, out, DELAYED)
     assert_unchanged_but_bookkeeping(base, delayed)
+
+
+# -- inline-subdag ----------------------------------------------------------------------------
+
+SUBDAG = FAN + [Task("j", "h", tuple(f"k{i}" for i in range(30)))]
+SUBDAG_PLACES = {t.id: (None, C1) for t in SUBDAG}
+INLINE = [Optimization("inline-subdag", frozenset({"a"}), {"max_exec_ms": 10})]
+
+
+def test_inline_subdag_runs_a_fan_out_and_its_fan_in_in_one_invocation():
+    """Thirty 1 ms children and their fan-in run on the fan-out's worker: one invocation, and
+    only the sink's output goes to the store (fan-out clustering, which also keeps them on one
+    worker, still uploads and counts each child's output for the fan-in)."""
+    exec_ms = {t.id: 1 for t in SUBDAG}
+    out = {t.id: 1000 for t in SUBDAG}
+    base, inlined = pair(SUBDAG, SUBDAG_PLACES, exec_ms, out, INLINE)
+    clustered = run(SUBDAG, SUBDAG_PLACES, exec_ms, out, [CLUSTER[0]])
+    assert len(base.workers) == 30 and len(inlined.workers) == 1
+    assert len(inlined.invocations) == 1 and inlined.uploads == ["out:j"]
+    assert inlined.makespan_ms < clustered.makespan_ms < base.makespan_ms
+    assert inlined.n_store_commands == 1 < clustered.n_store_commands
+    assert inlined.cost["total_usd"] < base.cost["total_usd"]
+
+
+def test_inline_subdag_leaves_long_children_alone():
+    """Children predicted above the threshold get their workers; nothing changes."""
+    exec_ms = {t.id: 500 for t in SUBDAG} | {"a": 1}
+    base, inlined = pair(SUBDAG, SUBDAG_PLACES, exec_ms, {t.id: 100 for t in SUBDAG}, INLINE)
+    assert inlined.makespan_ms == base.makespan_ms
+    assert len(inlined.invocations) == len(base.invocations)
+
+
+# -- small-results-inline ---------------------------------------------------------------------
+
+SMALL = [Optimization("small-results-inline", frozenset({"a"}), {"max_bytes": 96 * 1024})]
+PAIR = [Task("a", "f"), Task("b", "g", ("a",))]
+
+
+def test_small_result_in_the_message_saves_the_upload_and_download_round_trips():
+    """A fixed consumer takes a small output from the COMPLETED message: no upload, existence
+    check or download, so it starts sooner by about those three store round trips."""
+    places = {"a": ("w1", C1), "b": ("w2", C1)}
+    base, small = pair(PAIR, places, {"a": 1000, "b": 1}, {"a": 1000, "b": 10}, SMALL)
+    assert small.uploads == ["out:b"] and sorted(base.uploads) == ["out:a", "out:b"]
+    assert small.n_store_commands == base.n_store_commands - 3
+    saved_ms = rows(base).loc[("b", "w2"), "start_ms"] - rows(small).loc[("b", "w2"), "start_ms"]
+    assert saved_ms == pytest.approx(2 * PLATFORM.store_op_ms, abs=1.0)
+    assert small.makespan_ms < base.makespan_ms - PLATFORM.store_op_ms
+
+
+def test_small_result_in_the_payload_is_costed_by_its_bytes():
+    """A flexible consumer gets the output in its invocation's payload: no store round trip,
+    but the payload's bytes cross the invoker's link before the consumer starts."""
+    places = {"a": ("w1", C1), "b": (None, C1)}
+    exec_ms = {"a": 10, "b": 1}
+
+    def started_ms(nbytes, flags):
+        result = run(PAIR, places, exec_ms, {"a": nbytes, "b": 10}, flags)
+        return result, result.workers.set_index("worker_id").loc["flex-b", "ready_ms"]
+
+    base, base_ms = started_ms(90 * 1024, ())
+    tiny, tiny_ms = started_ms(10, SMALL)
+    large, large_ms = started_ms(90 * 1024, SMALL)
+    assert large.uploads == tiny.uploads == ["out:b"] and "out:a" in base.uploads
+    payload_ms = 90 * 1024 / PLATFORM.link_bytes_per_ms(C1)
+    assert large_ms - tiny_ms == pytest.approx(payload_ms, rel=0.05, abs=0.05)
+    assert large_ms < base_ms
+    assert large.makespan_ms < base.makespan_ms
+
+
+def test_small_results_inline_above_max_bytes_changes_nothing():
+    """An output above ``max_bytes`` is uploaded and downloaded as usual."""
+    places = {"a": ("w1", C1), "b": ("w2", C1)}
+    flags = [Optimization("small-results-inline", frozenset({"a"}), {"max_bytes": 100})]
+    base, small = pair(PAIR, places, {"a": 1000, "b": 1}, {"a": 1000, "b": 10}, flags)
+    assert sorted(small.uploads) == sorted(base.uploads)
+    assert base.makespan_ms - PLATFORM.store_op_ms <= small.makespan_ms <= base.makespan_ms

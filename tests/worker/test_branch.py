@@ -1,8 +1,9 @@
 """The worker logic, stepped by hand: the exact effects it yields for small plans."""
 
 import pytest
+from profiles import DictProfiles
 
-from dag import DAG, Placement, Plan, ResourceConfig, Task
+from dag import DAG, Optimization, Placement, Plan, ResourceConfig, Task
 from worker import (
     Download,
     Execute,
@@ -23,6 +24,7 @@ from worker import (
     run_worker,
 )
 from worker.branch import PlanViolation
+from worker.estimates import ProfileEstimates
 
 CFG = ResourceConfig(1024)
 
@@ -208,3 +210,155 @@ def test_a_retry_resumes_the_fan_in_it_had_claimed():
         else:
             with pytest.raises(StopIteration):
                 logic.send(owner)
+
+
+# -- inline-subdag and small-results-inline --------------------------------------------------
+
+
+def flagged(tasks, placements, flags, exec_ms=None, outputs=()) -> Schedule:
+    """A schedule with optimization flags; every task predicted at `exec_ms` (default 1 ms)."""
+    dag = DAG(tasks)
+    exec_ms = {t: 1.0 for t in dag} | dict(exec_ms or {})
+    plan = Plan({t: Placement(w, CFG) for t, w in placements.items()}, flags)
+    estimates = ProfileEstimates(DictProfiles(exec_ms, dict.fromkeys(dag, 8)))
+    return Schedule.build(dag, plan, estimates, outputs)
+
+
+INLINE = [Optimization("inline-subdag", frozenset({"a"}), {"max_exec_ms": 10})]
+DIAMOND = [
+    Task("a", "f"),
+    Task("k1", "g", ("a",)),
+    Task("k2", "g", ("a",)),
+    Task("f", "h", ("k1", "k2")),
+]
+
+
+def test_inline_subdag_runs_the_fan_out_and_its_fan_in_here_without_io():
+    """Below a flagged fan-out, the worker runs the children and their fan-in itself, from
+    memory: no upload, count, claim or invoke on the way, only the sink's upload."""
+    s = flagged(DIAMOND, dict.fromkeys(["a", "k1", "k2", "f"]), INLINE)
+    assert s.subdags == {"a": ("k1", "k2", "f")}
+    logic = run_worker(s, Invocation("flex-a", CFG, ("a",)))
+    assert next(logic) == Execute(task_id="a")
+    effect = logic.send(TaskOutput(1, 8))
+    assert effect == Execute(task_id="k1") and effect.inputs == {"a": 1}
+    effect = logic.send(TaskOutput(2, 8))
+    assert effect == Execute(task_id="k2") and effect.inputs == {"a": 1}
+    effect = logic.send(TaskOutput(3, 8))
+    assert effect == Execute(task_id="f") and effect.inputs == {"k1": 2, "k2": 3}
+    assert logic.send(TaskOutput(5, 8)) == Upload(key="out:f", value=5, nbytes=8, task_id="f")
+    assert logic.send(None) == Publish(channel="done:f", task_id="f")
+    with pytest.raises(StopIteration):
+        logic.send(None)
+
+
+def test_inline_subdag_stops_at_a_large_task_and_an_outside_fan_in():
+    """A child predicted above the threshold gets a worker of its own (so the producer's
+    output is uploaded for it), and a fan-in with a producer outside the sub-DAG is counted as
+    usual by the inlined task that feeds it."""
+    tasks = [
+        Task("a", "f"),
+        Task("x", "f"),
+        Task("k1", "g", ("a",)),
+        Task("k2", "g", ("a",)),
+        Task("g", "h", ("k1", "x")),
+    ]
+    s = flagged(tasks, dict.fromkeys(["a", "x", "k1", "k2", "g"]), INLINE, {"k2": 500})
+    assert s.subdags == {"a": ("k1",)}
+    logic = run_worker(s, Invocation("flex-a", CFG, ("a",)))
+    next(logic)
+    assert logic.send(TaskOutput(1, 8)) == Upload(key="out:a", value=1, nbytes=8, task_id="a")
+    assert logic.send(None) == SetIfAbsent(key="started:flex-k2", task_id="a")
+    assert logic.send(True) == Invoke(
+        worker_id="flex-k2", config=CFG, start_tasks=("k2",), task_id="a"
+    )
+    effect = logic.send(None)
+    assert effect == Execute(task_id="k1") and effect.inputs == {"a": 1}
+    assert logic.send(TaskOutput(2, 8)) == Upload(key="out:k1", value=2, nbytes=8, task_id="k1")
+    assert logic.send(None) == Incr(counter="deps:g", member="k1", task_id="k1")
+    with pytest.raises(StopIteration):
+        logic.send(1)
+
+
+def test_inline_subdag_needs_estimates():
+    """Without estimates the plan is refused, naming the flagged task."""
+    plan = Plan({t.id: Placement(None, CFG) for t in DIAMOND}, INLINE)
+    with pytest.raises(ValueError, match="inline-subdag on task 'a'"):
+        Schedule.build(DAG(DIAMOND), plan)
+
+
+SMALL = [Optimization("small-results-inline", params={"max_bytes": 100})]
+PAIR = [Task("a", "f"), Task("b", "g", ("a",))]
+
+
+def test_small_output_travels_in_the_payload_of_a_flexible_consumer():
+    """A small output is not uploaded: the invocation of its flexible consumer carries it (and
+    its start claim keeps a copy for a retry); the consumer runs on it without a download."""
+    s = flagged(PAIR, {"a": "w1", "b": None}, SMALL)
+    logic = run_worker(s, Invocation("w1", CFG, ("a",)))
+    next(logic)
+    claim = logic.send(TaskOutput(7, 10))
+    assert claim == SetIfAbsent(key="started:flex-b", task_id="a")
+    assert claim.value == ("w1", "invoke", {"a": TaskOutput(7, 10)})
+    invoke = logic.send(True)
+    assert invoke == Invoke(worker_id="flex-b", config=CFG, start_tasks=("b",), task_id="a")
+    assert invoke.inputs == {"a": TaskOutput(7, 10)} and invoke.payload_bytes == 10
+    with pytest.raises(StopIteration):
+        logic.send(None)
+    consumer = run_worker(s, Invocation.from_effect(invoke))
+    effect = next(consumer)
+    assert effect == Execute(task_id="b") and effect.inputs == {"a": 7}
+
+
+def test_small_output_travels_in_the_completion_message_to_a_fixed_consumer():
+    """For a fixed consumer the COMPLETED message carries the output: the producer neither
+    uploads it nor the consumer checks or downloads it; it waits and takes it from the message."""
+    s = flagged(PAIR, {"a": "w1", "b": "w2"}, SMALL)
+    logic = run_worker(s, Invocation("w1", CFG, ("a",)))
+    next(logic)
+    message = logic.send(TaskOutput(7, 10))
+    assert message == Publish(channel="done:a", nbytes=10, task_id="a") and message.value == 7
+    assert logic.send(None) == SetIfAbsent(key="started:w2", task_id="a")
+    invoke = logic.send(True)
+    assert invoke == Invoke(worker_id="w2", config=CFG, start_tasks=("b",), task_id="a")
+    assert invoke.inputs == {}
+    consumer = run_worker(s, Invocation("w2", CFG, ("b",)))
+    assert next(consumer) == Subscribe(channel="done:a", task_id="b")
+    assert consumer.send(None) == WaitFor(channel="done:a", task_id="b")
+    effect = consumer.send(TaskOutput(7, 10))
+    assert effect == Execute(task_id="b") and effect.inputs == {"a": 7}
+
+
+def test_an_output_above_max_bytes_is_uploaded_and_downloaded_as_usual():
+    """Above ``max_bytes`` the producer uploads and publishes a plain message; the consumer,
+    finding no value in it, downloads."""
+    s = flagged(PAIR, {"a": "w1", "b": "w2"}, SMALL)
+    logic = run_worker(s, Invocation("w1", CFG, ("a",)))
+    next(logic)
+    assert logic.send(TaskOutput(7, 101)) == Upload(key="out:a", value=7, nbytes=101, task_id="a")
+    assert logic.send(None) == Publish(channel="done:a", task_id="a")
+    consumer = run_worker(s, Invocation("w2", CFG, ("b",)))
+    next(consumer)
+    consumer.send(None)  # WaitFor
+    assert consumer.send(None) == Download(key="out:a", task_id="b")
+
+
+def test_an_output_the_client_fetches_is_uploaded_whatever_its_size():
+    """A task in the schedule's outputs (like every sink) is stored for the client."""
+    s = flagged(PAIR, {"a": "w1", "b": "w2"}, SMALL, outputs=("a",))
+    logic = run_worker(s, Invocation("w1", CFG, ("a",)))
+    next(logic)
+    assert logic.send(TaskOutput(7, 10)) == Upload(key="out:a", value=7, nbytes=10, task_id="a")
+    assert logic.send(None) == Publish(channel="done:a", task_id="a")
+
+
+def test_a_retry_reads_its_inline_inputs_back_from_its_start_claim():
+    """A retried flexible worker, whose payload has no inputs, reads them from its claim."""
+    s = flagged(PAIR, {"a": "w1", "b": None}, SMALL)
+    logic = run_worker(s, Invocation("flex-b", CFG, ("b",), attempt=1))
+    assert next(logic) == Get(key="started:flex-b", task_id="b")
+    assert logic.send(("w1", "invoke", {"a": TaskOutput(7, 10)})) == Exists(
+        key="out:b", task_id="b"
+    )
+    effect = logic.send(False)
+    assert effect == Execute(task_id="b") and effect.inputs == {"a": 7}
