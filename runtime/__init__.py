@@ -17,7 +17,7 @@ _EXPORTS = {
     "TaskFailure": "runtime.errors",
     "WorkerLost": "runtime.errors",
     "RedisStore": "runtime.store",
-    "StoreLost": "runtime.store",
+    "StoreLost": "runtime.errors",
     "connect": "runtime.store",
     "cleanup": "runtime.store",
     "RedisDriver": "runtime.redis_driver",

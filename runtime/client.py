@@ -29,7 +29,7 @@ from dag.plan import Placement, Plan
 from dag.resources import ResourceConfig
 from planners.base import as_platform
 from runtime.backends import Backend, LocalBackend, backend_for
-from runtime.errors import RemoteTaskError
+from runtime.errors import RemoteTaskError, RunFailed, StoreError
 from runtime.events import EventLog, replay
 from runtime.liveness import DEFAULT_HEARTBEAT_TTL_S, LogReader, Watch
 from runtime.redis_driver import (
@@ -44,7 +44,7 @@ from runtime.redis_driver import (
     encode_context,
     inline_context,
 )
-from runtime.store import DEFAULT_TTL_S, RedisStore, RunFailed, StoreError
+from runtime.store import DEFAULT_TTL_S, RedisStore
 from sim.costs import bill_recorded
 from traces.io import TraceSet
 from traces.schema import frame_from_rows, make_frame

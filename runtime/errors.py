@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,37 @@ class RemoteTaskError(RuntimeError):
 
 class WorkerLost(TimeoutError):
     """The run stalled: no sink completed in time, most likely because a worker died."""
+
+
+class StoreError(RuntimeError):
+    """The store cannot serve this run (unreachable, restarted or flushed); names the run."""
+
+
+class StoreLost(StoreError):
+    """The run's keys vanished mid-run: Redis was restarted or flushed."""
+
+
+class RunCancelled(StoreError):
+    """The run ended, failed or was cancelled while this worker was still running."""
+
+
+class WriteRefused(StoreError):
+    """A fenced write was refused; `reason` is ``"gone"`` (the run's keys are gone: it was
+    cleaned up, or Redis restarted), ``"cancelled"`` or ``"superseded"`` (a retry of this
+    worker has started)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class RunIdInUse(ValueError):
+    """A run with this id is live in this Redis already."""
+
+
+class RunFailed(RuntimeError):
+    """A worker of this run failed; `.failure` holds what it recorded (see `runtime.errors`)."""
+
+    def __init__(self, failure: Any):
+        super().__init__(str(failure))
+        self.failure = failure

@@ -16,9 +16,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from runtime.errors import WorkerLost
+from runtime.errors import StoreError, WorkerLost
 from runtime.events import LOG_NAME, EventLog, Replayed, replay
-from runtime.store import RedisStore, StoreError, loads
+from runtime.store import RedisStore
+from runtime.values import loads
 from worker.branch import await_sinks, restart, run_client
 
 if TYPE_CHECKING:  # the driver imports this module for its heartbeats

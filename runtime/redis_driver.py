@@ -26,21 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dag.resources import ResourceConfig
-from runtime.errors import TaskFailure
+from runtime.errors import RunCancelled, TaskFailure, WriteRefused
 from runtime.events import LOG_NAME, EventLog
 from runtime.liveness import DEFAULT_HEARTBEAT_TTL_S, heartbeats
 from runtime.signing import sign_payload, verify_payload
-from runtime.store import (
-    DEFAULT_TTL_S,
-    RedisStore,
-    RunCancelled,
-    Subscription,
-    WriteRefused,
-    connect,
-    dumps,
-    loads,
-    serialised_nbytes,
-)
+from runtime.store import DEFAULT_TTL_S, RedisStore, connect
+from runtime.subscription import Subscription
+from runtime.values import dumps, loads, serialised_nbytes
 from worker.branch import Invocation, Logic, Worker
 from worker.effects import (
     Download,

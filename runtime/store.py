@@ -20,29 +20,23 @@ makes waiting fast, the marker makes it safe.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import hmac
 import logging
-import pickle
-import struct
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cloudpickle
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from runtime.signing import TAG_BYTES, signing_key, verify
+from runtime.errors import RunCancelled, RunFailed, RunIdInUse, StoreError, StoreLost, WriteRefused
+from runtime.values import STREAM_REF, dumps, is_value, loads
+
+if TYPE_CHECKING:
+    from runtime.subscription import Subscription
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "faasdag"
-_HEADER = b"\x01"  # format version of a stored value; also what makes None non-empty
-_STREAM_REF = b"\x02"  # a value stored as a stream: this byte, then the stream's key
-_COUNTS = struct.Struct("<II")
-_LENGTH = struct.Struct("<Q")
 FAILURE_CHANNEL = "_failure"
 DEFAULT_TTL_S = 24 * 3600.0
 #: Redis refuses a value above 512 MB; a larger one is stored as a stream of chunks.
@@ -76,91 +70,6 @@ while i <= #ARGV do
 end
 return replies
 """
-
-
-class StoreError(RuntimeError):
-    """The store cannot serve this run (unreachable, restarted or flushed); names the run."""
-
-
-class StoreLost(StoreError):
-    """The run's keys vanished mid-run: Redis was restarted or flushed."""
-
-
-class RunCancelled(StoreError):
-    """The run ended, failed or was cancelled while this worker was still running."""
-
-
-class WriteRefused(StoreError):
-    """A fenced write was refused; `reason` is ``"gone"`` (the run's keys are gone: it was
-    cleaned up, or Redis restarted), ``"cancelled"`` or ``"superseded"`` (a retry of this
-    worker has started)."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
-
-
-class RunIdInUse(ValueError):
-    """A run with this id is live in this Redis already."""
-
-
-def dumps(value: Any) -> bytes:
-    """Serialise a value for the store.
-
-    Format: a header byte, the HMAC-SHA256 tag of the rest (`runtime.signing`), the pickle's
-    length and buffer count, the cloudpickle (protocol 5) stream, then each out-of-band buffer
-    (numpy arrays) with its length, so large arrays are not pickled in-band and
-    `serialised_nbytes` can measure the size without serialising.
-    """
-    buffers: list[pickle.PickleBuffer] = []
-    head = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-    parts: list[Any] = [_COUNTS.pack(len(head), len(buffers)), head]
-    for buffer in buffers:
-        raw = buffer.raw()
-        parts += [_LENGTH.pack(raw.nbytes), raw]
-    mac = hmac.new(signing_key(), digestmod=hashlib.sha256)
-    for part in parts:
-        mac.update(part)
-    return b"".join([_HEADER, mac.digest(), *parts])
-
-
-def loads(blob: bytes, key: str = "<blob>") -> Any:
-    """Inverse of `dumps` (arrays come back writable).
-
-    Raises
-    ------
-    StoreError
-        If `blob` was not written by `dumps` (the message names `key`).
-    UntrustedData
-        If its signature does not match the shared key: it is not unpickled.
-    """
-    if not blob or blob[:1] != _HEADER:
-        raise StoreError(f"value at {key!r} is not a faasdag value (bad header)")
-    view = verify(memoryview(blob)[1:], f"value at {key!r}")
-    n_head, n_buffers = _COUNTS.unpack_from(view, 0)
-    at = _COUNTS.size
-    head = view[at : at + n_head]
-    at += n_head
-    buffers = []
-    for _ in range(n_buffers):
-        (length,) = _LENGTH.unpack_from(view, at)
-        at += _LENGTH.size
-        buffers.append(bytearray(view[at : at + length]))
-        at += length
-    return pickle.loads(head, buffers=buffers)
-
-
-def serialised_nbytes(value: Any) -> int:
-    """Bytes `dumps(value)` takes, measured without copying large buffers (numpy arrays)."""
-    buffers: list[pickle.PickleBuffer] = []
-    head = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-    return (
-        len(_HEADER)
-        + TAG_BYTES
-        + _COUNTS.size
-        + len(head)
-        + sum(_LENGTH.size + b.raw().nbytes for b in buffers)
-    )
 
 
 def connect(
@@ -402,7 +311,7 @@ class RedisStore:
         blob = self.client.get(self.key(name))
         if blob is None:
             raise KeyError(f"run {self.run_id!r} has nothing stored at {name!r}")
-        if blob[:1] == _STREAM_REF:  # a streamed output: assemble its chunks
+        if blob[:1] == STREAM_REF:  # a streamed output: assemble its chunks
             entries = self.client.xrange(blob[1:])
             blob = b"".join(fields[b"d"] for _id, fields in entries if b"d" in fields)
         return loads(blob, name), len(blob)
@@ -427,7 +336,7 @@ class RedisStore:
             )
         self._write(
             ("XADD", stream, "*", "end", b"1"),
-            ("SET", self.key(name), _STREAM_REF + stream.encode()),
+            ("SET", self.key(name), STREAM_REF + stream.encode()),
         )
         return len(blob)
 
@@ -485,7 +394,7 @@ class RedisStore:
         blob = self.client.get(self.key(name))
         if blob is None:
             return None
-        if blob[:1] == _HEADER:
+        if is_value(blob):
             return loads(blob, name)
         try:
             return int(blob)
@@ -542,7 +451,7 @@ class RedisStore:
         UntrustedData
             If it carries a value that is not signed with this process's key.
         """
-        if not data or data[:1] != _HEADER:
+        if not is_value(data):
             return None
         return loads(data, f"message on {channel!r}"), len(data)
 
@@ -579,6 +488,8 @@ class RedisStore:
 
     def subscription(self) -> Subscription:
         """A new listener (its own connection); close it when done."""
+        from runtime.subscription import Subscription  # it reads this store's keys
+
         return Subscription(self)
 
     # -- logs -----------------------------------------------------------------------------
@@ -593,97 +504,3 @@ class RedisStore:
 
     def read_log(self, name: str, start: int = 0) -> list[bytes]:
         return list(self.client.lrange(self.key(name), start, -1))
-
-
-class Subscription:
-    """One worker's pub/sub listener: remembers every channel that has fired since subscribing.
-
-    The run's failure channel is always subscribed, so a waiter learns of a failure at once.
-    """
-
-    def __init__(self, store: RedisStore):
-        self.store = store
-        self._pubsub = store.client.pubsub(ignore_subscribe_messages=True)
-        self._fired: dict[str, bytes] = {}  # channel -> its message (or marker)
-        self._failed = False
-        self._pubsub.subscribe(store._channel(FAILURE_CHANNEL))
-
-    def subscribe(self, channel: str) -> None:
-        self._pubsub.subscribe(self.store._channel(channel))
-
-    def _drain(self, timeout_s: float) -> None:
-        message = self._pubsub.get_message(timeout=timeout_s)
-        while message is not None:
-            name = message["channel"].decode()
-            local = name[len(self.store.prefix) + len("chan:") :]
-            if local == FAILURE_CHANNEL:
-                self._failed = True
-            else:
-                self._fired.setdefault(local, message["data"])
-            message = self._pubsub.get_message(timeout=0)
-
-    def wait(self, channel: str, *, timeout_s: float, poll_s: float = 0.05) -> bytes:
-        """Block until `channel` fired (a message, or its marker exists); returns the message
-        (see `RedisStore.message_value`). Raises as `wait_any`."""
-        self.wait_any([channel], timeout_s=timeout_s, poll_s=poll_s)
-        return self._fired[channel]
-
-    def wait_any(
-        self, channels: list[str], *, timeout_s: float, poll_s: float = 0.05
-    ) -> tuple[str, ...]:
-        """Block until one of `channels` fired; returns all that have, in order.
-
-        Raises
-        ------
-        RunFailed
-            If another worker recorded a failure of the run.
-        StoreLost
-            If the run's keys vanished (Redis restarted or flushed).
-        TimeoutError
-            After `timeout_s` seconds with no event; names the channels and the run.
-        """
-        deadline = time.monotonic() + timeout_s
-        next_check = 0.0
-        while True:
-            fired = tuple(c for c in channels if c in self._fired)
-            if fired:
-                return fired
-            now = time.monotonic()
-            if self._failed or now >= next_check:
-                sent, alive, failure = self.store.check(channels)
-                if failure is not None:
-                    raise RunFailed(loads(failure, "_failure"))
-                if not alive:
-                    raise StoreLost(
-                        f"run {self.store.run_id!r}: its keys vanished from Redis while waiting "
-                        f"for {channels} (was Redis restarted or flushed?)"
-                    )
-                for c, data in zip(channels, sent, strict=True):
-                    if data is not None:
-                        self._fired.setdefault(c, data)
-                if any(data is not None for data in sent):
-                    continue
-                next_check = now + poll_s * 4
-            if now >= deadline:
-                raise TimeoutError(
-                    f"run {self.store.run_id!r}: no event on {', '.join(channels)} within "
-                    f"{timeout_s:g} s"
-                )
-            try:
-                self._drain(min(poll_s, max(deadline - now, 0.0)))
-            except (redis.ConnectionError, redis.TimeoutError) as err:
-                log.warning("pub/sub connection lost (%s); re-checking markers", err)
-                next_check = 0.0
-                time.sleep(poll_s)
-
-    def close(self) -> None:
-        with contextlib.suppress(redis.RedisError):  # closing a dead connection
-            self._pubsub.close()
-
-
-class RunFailed(RuntimeError):
-    """A worker of this run failed; `.failure` holds what it recorded (see `runtime.errors`)."""
-
-    def __init__(self, failure: Any):
-        super().__init__(str(failure))
-        self.failure = failure

@@ -27,10 +27,9 @@ from dag import Placement, Plan, ResourceConfig
 from dag.lang import build
 from experiments.cli import main
 from runtime.client import run
-from runtime.errors import RemoteTaskError
+from runtime.errors import RemoteTaskError, StoreError
 from runtime.lambda_local import LambdaEmulator
 from runtime.redis_driver import REDIS_URL_ENV
-from runtime.store import StoreError
 from worker.schedule import output_key
 
 SUPPORT = str(Path(__file__).resolve().parents[1] / "support")

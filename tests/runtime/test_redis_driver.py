@@ -11,10 +11,10 @@ from plans import plans_for
 from dag import DAG, Placement, Plan, ResourceConfig, Task
 from dag.examples import EXAMPLES, build_example
 from runtime.client import run
-from runtime.errors import RemoteTaskError, WorkerLost
+from runtime.errors import RemoteTaskError, StoreLost, WorkerLost
 from runtime.inprocess import run_in_process
 from runtime.redis_driver import HANDLERS, RedisDriver, RunContext, RunRef
-from runtime.store import RedisStore, StoreLost, connect
+from runtime.store import RedisStore, connect
 from sim.simulate import simulate
 from traces.io import TraceSet
 from traces.profiles import FixedProfiles
@@ -260,7 +260,7 @@ def test_the_context_a_run_ships_unpickles_without_the_simulator(redis_url):
     assert blob is not None
     code = (
         "import sys\n"
-        "from runtime.store import loads\n"
+        "from runtime.values import loads\n"
         "context = loads(sys.stdin.buffer.read(), 'context')\n"
         "assert context.schedule.plan.predicted is None\n"
         "assert context.schedule.estimates.exec_ms('multiply-0', "

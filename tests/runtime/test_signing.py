@@ -21,7 +21,8 @@ from runtime.client import run
 from runtime.lambda_local import LambdaEmulator
 from runtime.redis_driver import REDIS_URL_ENV, RunRef, run_invocation
 from runtime.signing import UntrustedData, sign_payload, verify_payload
-from runtime.store import RedisStore, connect, dumps, loads
+from runtime.store import RedisStore, connect
+from runtime.values import dumps, loads
 from worker.branch import Invocation
 
 SUPPORT = str(Path(__file__).resolve().parents[1] / "support")

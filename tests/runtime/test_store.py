@@ -7,7 +7,9 @@ import pytest
 import redis
 from redis_server import RedisServer, find_redis_server
 
-from runtime.store import RedisStore, RunFailed, StoreLost, connect, dumps, loads, serialised_nbytes
+from runtime.errors import RunFailed, StoreLost
+from runtime.store import RedisStore, connect
+from runtime.values import dumps, loads, serialised_nbytes
 
 
 @pytest.fixture
@@ -191,7 +193,7 @@ def test_every_key_a_store_writes_expires(store):
 def test_a_superseded_or_cancelled_writer_is_refused(store):
     """A worker's write is refused once a retry took a new attempt, and every write once the
     run is cancelled or its keys are gone; the store is left as it was."""
-    from runtime.store import WriteRefused
+    from runtime.errors import WriteRefused
 
     worker = RedisStore(store.client, store.run_id, writer=("w", 0))
     worker.put("out:a", 1)
