@@ -17,12 +17,10 @@ Rules a user can rely on:
    else as its annotation when that is one of those, else as an int, a float, ``true`` /
    ``false``, or the text itself. Values cannot hold commas. An unknown keyword, a missing
    required one or a bad value fails naming it.
-3. A file is imported under its file stem as module name (``flow.py`` is module ``flow``), with
-   its folder put first on ``sys.path`` and on ``PYTHONPATH`` of this process's environment
-   (the stem must be a Python name),
-   so that task functions pickle by module and name (`dag.lang.TaskFunction`) and the threads
-   of ``--backend local`` and worker processes started from here find them. A stem already
-   taken by another module is refused (rename the file). Lambda functions import the module
+3. A file is imported under its stem (``flow.py`` is module ``flow``, a Python name not taken
+   by another module), its folder first on ``sys.path`` and this process's ``PYTHONPATH``, so
+   task functions pickle by module and name (`dag.lang.TaskFunction`) for ``--backend local``
+   and worker processes started from here. Lambda functions import the module
    too: start ``faasdag lambda-local`` with the folder on ``PYTHONPATH``, or deploy the
    workflow (``faasdag deploy SPEC``), which packages the module with the functions.
 4. Profiles are measured, not modelled: the workflow runs once in this process with the

@@ -5,7 +5,8 @@ from sim.costs import CostLedger
 from sim.engine import DriverError, SimDriver, run_simulation
 from sim.estimates import PlatformEstimates
 from sim.network import Network
-from sim.platform import BusyInterval, Container, ContainerPools, Platform
+from sim.platform import Platform
+from sim.pools import BusyInterval, Container, ContainerPools
 from sim.sharing import ProcessorSharing
 from sim.simulate import SimResult, simulate
 

@@ -20,7 +20,8 @@ from dag.resources import ResourceConfig
 from sim.costs import CostLedger
 from sim.host import Host
 from sim.network import Network
-from sim.platform import Container, ContainerPools, Platform
+from sim.platform import Platform
+from sim.pools import Container, ContainerPools
 from worker.branch import Invocation, Logic, Worker, run_client
 from worker.effects import (
     Download,
