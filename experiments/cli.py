@@ -16,9 +16,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
+from experiments.errors import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,8 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # As `python -m experiments.cli` this file runs as `__main__`, a second copy of the module,
-    # while the commands raise `experiments.cli.UsageError`: the imported copy's main catches it.
+    # As `python -m experiments.cli` this file runs as `__main__`, a second copy of the module:
+    # run the one the commands import, so there is one copy of its signal-handling state.
     from experiments.cli import main as _main
 
     sys.exit(_main())

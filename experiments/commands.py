@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from experiments.cli import UsageError
+from experiments.errors import UsageError
 
 logger = logging.getLogger(__name__)
 

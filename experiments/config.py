@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from experiments.cli import UsageError
+from experiments.errors import UsageError
 
 PROFILE_MODES = ("model", "replay", "predict", "sample")
 #: Most replications (``seeds``) an experiment may ask for: a larger count is a typo.

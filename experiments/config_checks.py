@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from experiments.cli import UsageError
 from experiments.config import KEYS, MAX_SEEDS, OUTPUT_KEYS, ConfigError
+from experiments.errors import UsageError
 
 # -- checks -----------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from experiments.cli import UsageError
+from experiments.errors import UsageError
 
 NO_CREDENTIALS = (
     "no AWS credentials: configure them (aws configure / AWS_PROFILE) or use --endpoint-url "

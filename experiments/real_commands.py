@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from experiments.cli import UsageError
 from experiments.commands import (
     CellsFailed,
     check_out,
@@ -18,6 +17,7 @@ from experiments.commands import (
     report_failed_cells,
     run_and_report,
 )
+from experiments.errors import UsageError
 
 
 def _cmd_execute(args: argparse.Namespace) -> int:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.cells import CellStore
-from experiments.cli import UsageError
 from experiments.config import Experiment
+from experiments.errors import UsageError
 
 logger = logging.getLogger(__name__)
 

@@ -358,7 +358,7 @@ def _run_dask(todo: Sequence[Cell], dask: str | Any, done: Callable[[Any], None]
         from distributed import Client
         from distributed import as_completed as dask_completed
     except ImportError:
-        from experiments.cli import UsageError
+        from experiments.errors import UsageError
 
         raise UsageError(
             "--dask needs dask[distributed]: pip install 'dask[distributed]'"

@@ -60,7 +60,7 @@ from typing import Any
 
 from dag.graph import DAG
 from dag.lang import TaskFunction, Workflow, build
-from experiments.cli import UsageError
+from experiments.errors import UsageError
 
 __all__ = [
     "UserWorkflow",

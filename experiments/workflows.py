@@ -20,7 +20,7 @@ from typing import Any
 
 from dag.generators import layered_dag
 from dag.wfformat import WfFormatError, read_wfformat
-from experiments.cli import UsageError
+from experiments.errors import UsageError
 
 # layered_dag parameters a spec may set, and how to read their values.
 _LAYERED_PARAMS = {

@@ -12,7 +12,8 @@ import pytest
 from lambda_local_cli import lambda_local
 
 import experiments.user_workflows as user_workflows
-from experiments.cli import UsageError, main
+from experiments.cli import main
+from experiments.errors import UsageError
 from experiments.sweep import _workflow
 from experiments.user_workflows import UserWorkflow, is_user_spec
 from experiments.workflows import load_workflow

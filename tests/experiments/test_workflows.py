@@ -5,7 +5,7 @@ import pytest
 from dag import DAG, Task
 from dag.profiled import ProfiledDAG
 from dag.wfformat import WfInstance, write_wfformat
-from experiments.cli import UsageError
+from experiments.errors import UsageError
 from experiments.workflows import load_workflow, parse_params
 
 
