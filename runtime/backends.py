@@ -9,6 +9,7 @@ travels in payloads, so a worker can invoke further workers the same way it was 
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from typing import Any, Protocol
@@ -76,6 +77,14 @@ _lock = threading.Lock()
 _backends: dict[str, Backend] = {}
 
 
+#: Backend kind -> "module:class" that makes it from the descriptor's other fields. Named, not
+#: imported: the Lambda backend imports boto3, and it imports this module for `backend_for`.
+BACKEND_KINDS = {
+    "local": "runtime.backends:LocalBackend",
+    "lambda": "runtime.lambda_backend:LambdaBackend",
+}
+
+
 def make_backend(descriptor: dict[str, Any]) -> Backend:
     """A new backend from its descriptor.
 
@@ -85,14 +94,11 @@ def make_backend(descriptor: dict[str, Any]) -> Backend:
         For an unknown ``kind``.
     """
     kind = descriptor.get("kind")
-    if kind == "local":
-        return LocalBackend()
-    if kind == "lambda":
-        from runtime.lambda_backend import LambdaBackend
-
-        options = {k: v for k, v in descriptor.items() if k != "kind"}
-        return LambdaBackend(**options)
-    raise ValueError(f"unknown backend kind {kind!r}; known: local, lambda")
+    if kind not in BACKEND_KINDS:
+        raise ValueError(f"unknown backend kind {kind!r}; known: {', '.join(BACKEND_KINDS)}")
+    module, _, name = BACKEND_KINDS[kind].partition(":")
+    options = {k: v for k, v in descriptor.items() if k != "kind"}
+    return getattr(importlib.import_module(module), name)(**options)
 
 
 def backend_for(descriptor: dict[str, Any]) -> Backend:
