@@ -33,13 +33,12 @@ from runtime.calibrate import (
     DEFAULT_SIZES,
     PROBE_HANDLER,
     Calibration,
-    _fit_store_bandwidth,
-    _median,
     fit_startups,
     fit_transfer,
     invoke_probe,
     startup_notes,
 )
+from runtime.calibrate.fit import _fit_store_bandwidth, _median
 from runtime.lambda_backend import _is_loopback, backend_environment, lambda_client
 
 log = logging.getLogger(__name__)

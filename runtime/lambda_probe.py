@@ -80,7 +80,7 @@ def bench_invokes(cold: list[str], warm: str, n_warm: int) -> dict[str, list]:
     synchronous, an asynchronous (``Event``, its entry written to the environment's Redis) and
     a ``DryRun`` invoke of `warm`; ms, as `runtime.calibrate.bench_startups` measures them."""
     from runtime.backends import backend_for
-    from runtime.calibrate import _sync_ms, time_warm_invokes
+    from runtime.calibrate.microbench import _sync_ms, time_warm_invokes
     from runtime.lambda_backend import BACKEND_ENV
     from runtime.store import connect
 

@@ -231,7 +231,8 @@ def test_bad_config_is_one_clear_usage_error():
 
 def test_record_rejects_too_few_rounds_before_touching_anything(tmp_path):
     """``record --repetitions 2`` is a usage error raised before calibrating or writing."""
-    from experiments.fidelity import PRESET, _record_main
+    from experiments.fidelity import PRESET
+    from experiments.fidelity.cli import _record_main
 
     preset_before = PRESET.read_bytes()
     with pytest.raises(UsageError, match="--repetitions must be >= 3"):
@@ -349,7 +350,7 @@ def _round_weights(round_sd, draws=300, rounds=9, cells=6, noise=0.1, sizes=None
     runs are off by `noise`; `sizes` leaves cells out of some rounds."""
     import pandas as pd
 
-    from experiments.fidelity import _round_shrinkage
+    from experiments.fidelity.fit import _round_shrinkage
 
     rng = np.random.default_rng(seed)
     weights = []
@@ -371,7 +372,7 @@ def test_round_weight_follows_how_much_rounds_drift_beyond_their_runs_noise():
     round, rounds of one run, or rounds whose means agree exactly."""
     import pandas as pd
 
-    from experiments.fidelity import _round_shrinkage
+    from experiments.fidelity.fit import _round_shrinkage
 
     steady = _round_weights(0.0)
     assert steady.mean() < 0.2 and (steady == 0).mean() > 0.5
@@ -471,7 +472,7 @@ def test_calibrate_writes_a_loadable_preset(redis_url, tmp_path):
 def test_store_bandwidth_is_the_servers_bytes_per_cpu_ms():
     """The store's shared link moves what its thread moved per CPU-ms, never less than it
     served one transfer alone; without the server's CPU, the two directions' harmonic mean."""
-    from runtime.calibrate import _fit_store_bandwidth
+    from runtime.calibrate.fit import _fit_store_bandwidth
 
     measured = {"store_server_cpu": [[6_000_000, 2.0], [2_000_000, 2.0]]}
     assert _fit_store_bandwidth(measured, 800.0, 400.0) == pytest.approx(2_000_000.0)
@@ -605,7 +606,7 @@ def test_cpu_counter_counts_this_process_and_its_children():
     import subprocess
     import sys
 
-    from runtime.calibrate import _busy_cpu_ms
+    from runtime.calibrate.overheads import _busy_cpu_ms
 
     spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
     child = subprocess.Popen([sys.executable, "-c", spin + "time.sleep(5)"])
