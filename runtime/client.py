@@ -31,6 +31,8 @@ from planners.base import as_platform
 from runtime.backends import Backend, LocalBackend, backend_for
 from runtime.errors import RemoteTaskError, RunFailed, StoreError
 from runtime.events import EventLog, replay
+from runtime.live import DEFAULT_EVENTS_MAXLEN, LivePublisher, start_publisher
+from runtime.live_source import StreamSource, describe_run, store_description
 from runtime.liveness import DEFAULT_HEARTBEAT_TTL_S, LogReader, Watch
 from runtime.redis_driver import (
     CONTEXT_KEY,
@@ -49,7 +51,7 @@ from sim.costs import bill_recorded
 from traces.io import TraceSet
 from traces.schema import frame_from_rows, make_frame
 from worker.estimates import TabulatedEstimates
-from worker.recording import TraceRecorder
+from worker.recording import CLIENT, TraceRecorder
 from worker.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,9 @@ def run(
     run_id: str | None = None,
     on_settled: Callable[[], None] | None = None,
     platform: Any = "aws-lambda",
+    events: bool = True,
+    events_maxlen: int = DEFAULT_EVENTS_MAXLEN,
+    dashboard: Any = None,
     **backend_options: Any,
 ) -> RunResult:
     """Run a workflow for real: plan it, store its context, invoke the roots, await the sinks.
@@ -244,6 +249,16 @@ def run(
     platform : Platform or str
         Whose prices bill the run (`sim.costs.bill_recorded` on its workers' billed time and
         its store use); a preset name or TOML path, default ``"aws-lambda"``.
+    events : bool
+        Publish the run's live events (`runtime.live`) to its bounded stream, for a dashboard
+        (default True).
+    events_maxlen : int
+        The stream keeps about this many entries, each a batch of at most 64 events of one
+        worker (default 20,000).
+    dashboard : True, or an object with ``follow(source)``, optional
+        Show the run live: True serves this process's dashboard (`dashboard.serve`; its URL
+        is logged), an object (a `dashboard.Dashboard`) is handed the run's `StreamSource`.
+        Needs `events`.
     **backend_options
         For ``backend="lambda"``: ``endpoint_url``, ``region_name``, ``prefix``.
 
@@ -284,11 +299,24 @@ def run(
         configs = {plan[t].config for t in dag}
         timeout_s = max(the_backend.function_timeout_s(c) for c in configs)
 
+    labels = {
+        "run_id": run_id,
+        "workflow": dag.name or "",
+        "dag_hash": dag.dag_hash,
+        "planner": plan.planner or "",
+        "backend": the_backend.descriptor["kind"],
+    }
+    the_platform = as_platform(platform)
+    if dashboard and not events:
+        raise TypeError("run(dashboard=...) needs events=True: the dashboard follows them")
+    events_maxlen = events_maxlen if events else 0
+
     t0_epoch = time.time()
     try:
         store.begin()
     except redis.RedisError as err:
         raise StoreError(f"Redis at {redacted(redis_url)} cannot be reached: {err}") from None
+    live = None
     try:
         store.put_blob(CONTEXT_KEY, blob)
         ref = RunRef(
@@ -299,16 +327,21 @@ def run(
             context_inline=inline_context(blob, inline_context_bytes),
             ttl_s=ttl_s,
             heartbeat_ttl_s=heartbeat_ttl_s,
+            events_maxlen=events_maxlen,
         )
+        if events_maxlen:
+            description = describe_run(run_id, dag, plan, labels, the_platform, t0_epoch)
+            live = _start_live(store, ref, description, dashboard, redis_url)
         events = EventLog()
         logs = LogReader(store)
         driver = RedisDriver(
-            context, store, the_backend, ref, events, wait_timeout_s=check_interval_s
+            context, store, the_backend, ref, events, wait_timeout_s=check_interval_s, live=live
         )
         watch = Watch(
             store, logs, schedule, the_backend, ref,
             retries=retries, timeout_s=timeout_s, start_timeout_s=start_timeout_s,
         )  # fmt: skip
+        watch.live = live
         try:
             results = watch.await_sinks(driver)
         except RunFailed as failed:
@@ -322,18 +355,15 @@ def run(
         replayed = logs.settle(events, settle_timeout_s)
         if on_settled is not None:
             on_settled()
+        _end_live(live, "ok")
+    except BaseException as error:
+        _end_live(live, "failed", error)
+        raise
     finally:
         _end(store, keep)
 
     recorder = TraceRecorder(schedule)
     replay(recorder, [events.events, *logs.logs])
-    labels = {
-        "run_id": run_id,
-        "workflow": dag.name or "",
-        "dag_hash": dag.dag_hash,
-        "planner": plan.planner or "",
-        "backend": the_backend.descriptor["kind"],
-    }
     tasks = frame_from_rows("tasks", recorder.task_rows(), labels, "real tasks")
     workers = frame_from_rows("workers", recorder.worker_rows(), labels, "real workers")
     makespan_ms = recorder.makespan_ms()
@@ -341,7 +371,7 @@ def run(
     bytes_down = int(tasks["download_bytes"].sum()) if len(tasks) else 0
     cost = bill_recorded(
         workers,
-        as_platform(platform),
+        the_platform,
         store_bytes=bytes_up + bytes_down,
         n_store_ops=recorder.n_store_commands + recorder.n_publishes,
     )
@@ -376,6 +406,41 @@ def run(
         n_store_commands=recorder.n_store_commands,
         n_publishes=recorder.n_publishes,
     )
+
+
+def _start_live(
+    store: RedisStore, ref: RunRef, description: dict[str, Any], dashboard: Any, redis_url: str
+) -> LivePublisher | None:
+    """Store the run's description, announce its start, and hand its stream to `dashboard`."""
+    store_description(store, description)
+    live = start_publisher(store, CLIENT, 0, ref.events_maxlen, ref.now_ms)
+    if live is None:
+        return None
+    live.emit("run_started", 0.0, n_tasks=len(description["tasks"]))
+    live.flush()
+    if dashboard:
+        if dashboard is True:
+            from dashboard.server import default_dashboard  # bokeh: loaded only when asked
+
+            dashboard = default_dashboard()
+            log.warning("run %s: dashboard at %s", ref.run_id, dashboard.url)
+        dashboard.follow(StreamSource(client_for(redis_url), ref.run_id))
+    return live
+
+
+def _end_live(live: LivePublisher | None, status: str, error: BaseException | None = None) -> None:
+    """Announce the run's end (before it is cancelled: its stream stays readable until it is
+    cleaned up); a failure to send is logged, never raised over the run's own outcome."""
+    if live is None:
+        return
+    fields: dict[str, Any] = {"status": status}
+    if error is not None:
+        fields["error"] = f"{type(error).__name__}: {error}"[:2000]
+    try:
+        live.emit("run_ended", **fields)
+        live.send_with(live.store.add_events, close=True)
+    except Exception as err:  # the store is gone or the run cancelled: the outcome stands
+        log.info("run %s: end event not sent (%s)", live.store.run_id, err)
 
 
 def _end(store: RedisStore, keep: bool) -> None:

@@ -179,6 +179,7 @@ class Watch:
         self.progress: tuple[int, int] = (0, 0)
         self.progress_at = time.monotonic()
         self.idle_checks = 0
+        self.live: Any = None  # the client's LivePublisher, when the run publishes events
 
     def await_sinks(self, driver: RedisDriver) -> dict[str, Any]:
         """Start the run and wait for every sink, checking liveness between waits."""
@@ -238,6 +239,8 @@ class Watch:
                 f"run {self.store.run_id!r}: worker {worker_id!r} was lost ({why}) after "
                 f"{attempt + 1} attempt(s)"
             )
+        if self.live is not None:
+            self.live.emit("worker_lost", worker=worker_id, attempt=attempt)
         attempt = self.store.next_attempt(worker_id)
         self.attempts[worker_id] = attempt
         self.alive_seen.discard(worker_id)
@@ -249,6 +252,12 @@ class Watch:
             attempt,
         )
         invocation = restart(self.schedule, worker_id, attempt)
+        if self.live is not None:
+            config = invocation.config
+            self.live.emit(
+                "worker_invoked", worker=worker_id, attempt=attempt,
+                memory_mb=config.memory_mb, cpus=config.cpus, by="client",
+            )  # fmt: skip
         self.backend.invoke(self.ref.payload(invocation, self.ref.now_ms()), invocation.config)
 
 

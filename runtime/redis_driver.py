@@ -28,6 +28,7 @@ from typing import Any
 from dag.resources import ResourceConfig
 from runtime.errors import RunCancelled, TaskFailure, WriteRefused
 from runtime.events import LOG_NAME, EventLog
+from runtime.live import start_publisher
 from runtime.liveness import DEFAULT_HEARTBEAT_TTL_S, heartbeats
 from runtime.signing import sign_payload, verify_payload
 from runtime.store import DEFAULT_TTL_S, RedisStore, connect
@@ -104,6 +105,9 @@ class RunRef:
         Every key of the run expires after this many seconds.
     heartbeat_ttl_s : float
         A worker's heartbeat lives this long unless refreshed (at a third of it).
+    events_maxlen : int
+        The run's live event stream keeps about this many entries (`runtime.live`); 0: the
+        workers publish none.
     """
 
     run_id: str
@@ -113,6 +117,7 @@ class RunRef:
     context_inline: str | None = None
     ttl_s: float = DEFAULT_TTL_S
     heartbeat_ttl_s: float = DEFAULT_HEARTBEAT_TTL_S
+    events_maxlen: int = 0
 
     def payload(self, invocation: Invocation, invoked_ms: float) -> dict[str, Any]:
         """The signed JSON payload that starts `invocation`; the inputs it carries (if any)
@@ -132,6 +137,7 @@ class RunRef:
                 "wait_timeout_s": self.wait_timeout_s,
                 "ttl_s": self.ttl_s,
                 "heartbeat_ttl_s": self.heartbeat_ttl_s,
+                "events_maxlen": self.events_maxlen,
                 "context": self.context_inline,
                 "worker_id": invocation.worker_id,
                 "memory_mb": invocation.config.memory_mb,
@@ -167,6 +173,7 @@ class RunRef:
                 context_inline=payload.get("context"),
                 ttl_s=float(payload["ttl_s"]),
                 heartbeat_ttl_s=float(payload["heartbeat_ttl_s"]),
+                events_maxlen=int(payload.get("events_maxlen", 0)),
             )
             config = ResourceConfig(int(payload["memory_mb"]), float(payload["cpus"]))
             inputs = {}
@@ -250,6 +257,8 @@ class RedisDriver:
         Gets every performed effect with its timing.
     wait_timeout_s : float, optional
         Overrides ``ref.wait_timeout_s`` (the client waits for the whole run).
+    live : LivePublisher, optional
+        Gets every effect as it begins and ends, for the run's live events (`runtime.live`).
     """
 
     def __init__(
@@ -261,6 +270,7 @@ class RedisDriver:
         recorder: Any,
         *,
         wait_timeout_s: float | None = None,
+        live: Any = None,
     ):
         self.context = context
         self.schedule = context.schedule
@@ -271,6 +281,7 @@ class RedisDriver:
         self.recorder = recorder
         self.wait_timeout_s = ref.wait_timeout_s if wait_timeout_s is None else wait_timeout_s
         self.failure: TaskFailure | None = None
+        self.live = live
         self._subscription: Subscription | None = None
 
     def now_ms(self) -> float:
@@ -312,8 +323,13 @@ class RedisDriver:
                 f"({effect!r}) of worker {worker_id!r}; handled: {known}"
             )
         start = self.now_ms()
+        if self.live is not None:
+            self.live.begin(worker_id, effect, start)
         result, nbytes = handler(self, worker_id, effect)
-        self.recorder.effect(worker_id, effect, start, self.now_ms(), nbytes)
+        end = self.now_ms()
+        self.recorder.effect(worker_id, effect, start, end, nbytes)
+        if self.live is not None:
+            self.live.end(worker_id, effect, start, end, nbytes)
         return result
 
 
@@ -513,6 +529,15 @@ def run_invocation(
         return {**outcome, "ok": False, "refused": str(refused)}
     events = EventLog()
     startup_ms = max(ready_ms - invoked_ms, 0.0) if startup == "cold" else 0.0
+    live = start_publisher(
+        store, invocation.worker_id, invocation.attempt, ref.events_maxlen, ref.now_ms
+    )
+    if live is not None:
+        config = invocation.config
+        live.emit(
+            "worker_started", ready_ms, memory_mb=config.memory_mb, cpus=config.cpus,
+            startup=startup, startup_ms=round(startup_ms, 3), invoked_ms=round(invoked_ms, 3),
+        )  # fmt: skip
     events.worker_started(
         invocation.worker_id,
         invocation.config,
@@ -525,7 +550,9 @@ def run_invocation(
     driver: RedisDriver | None = None
     try:
         context = load_context(ref, store)
-        driver = RedisDriver(context, store, backend or backend_for(ref.backend), ref, events)
+        driver = RedisDriver(
+            context, store, backend or backend_for(ref.backend), ref, events, live=live
+        )
         Worker(context.schedule, invocation).execute_branch(driver)
     except (WriteRefused, RunCancelled) as refused:
         log.info("worker %s stops: %s", invocation.worker_id, refused)
@@ -539,16 +566,26 @@ def run_invocation(
         log.warning("%s", failure)
         outcome.update(ok=False, error=str(failure))
         try:
-            store.fail(failure)
+            if live is None:
+                store.fail(failure)
+            else:  # the failure and its event in one write: the dashboard sees what failed
+                live.failed(failure)
+                live.send_with(lambda *cmds: store.fail(failure, *cmds))
         except Exception:  # the store is gone, or the run over: the client knows already
             log.info("could not record the failure of worker %s", invocation.worker_id)
     finally:
         heartbeats().stop(beat)
         if driver is not None:
             driver.close()
-        events.worker_ended(invocation.worker_id, ref.now_ms())
+        end_ms = ref.now_ms()
+        events.worker_ended(invocation.worker_id, end_ms)
+        blob = dumps(events.events)
         try:
-            store.finish(LOG_NAME, dumps(events.events))
+            if live is None:
+                store.finish(LOG_NAME, blob)
+            else:  # the last events travel with the log: no round trip of their own
+                live.emit("worker_ended", end_ms, ok=outcome["ok"])
+                live.send_with(lambda *cmds: store.finish(LOG_NAME, blob, *cmds), close=True)
         except Exception as err:  # refused (superseded, run over) or Redis gone
             log.info("log of worker %s not stored: %s", invocation.worker_id, err)
     return outcome

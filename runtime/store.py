@@ -475,11 +475,13 @@ class RedisStore:
             raise RunCancelled(f"run {self.run_id!r} was cancelled (it ended or was stopped)")
         return list(sent), bool(alive), failure
 
-    def fail(self, failure: Any) -> None:
-        """Record the run's first failure and announce it to every waiter."""
+    def fail(self, failure: Any, *extra: tuple[Any, ...]) -> None:
+        """Record the run's first failure and announce it to every waiter; `extra` commands
+        (a worker's live events, `runtime.live`) go in the same fenced write."""
         self._write(
             ("SET", self.key("_failure"), dumps(failure), "NX"),
             ("PUBLISH", self._channel(FAILURE_CHANNEL), b""),
+            *extra,
         )
 
     def failure(self) -> Any | None:
@@ -497,10 +499,19 @@ class RedisStore:
     def append_log(self, name: str, blob: bytes) -> None:
         self._write(("RPUSH", self.key(name), blob))
 
-    def finish(self, name: str, blob: bytes) -> None:
-        """Append this worker's log to `name` and drop its heartbeat, in one fenced write."""
+    def finish(self, name: str, blob: bytes, *extra: tuple[Any, ...]) -> None:
+        """Append this worker's log to `name` and drop its heartbeat, in one fenced write
+        (with `extra` commands: the worker's last live events, `runtime.live`)."""
         worker_id = self.writer[0] if self.writer else "client"
-        self._write(("RPUSH", self.key(name), blob), ("DEL", self.key(f"hb:{worker_id}")))
+        self._write(("RPUSH", self.key(name), blob), ("DEL", self.key(f"hb:{worker_id}")), *extra)
+
+    def add_events(self, *commands: tuple[Any, ...], client: Any = None) -> None:
+        """Apply `commands` (XADDs to the run's event stream, made by `runtime.live`) in one
+        fenced write: each stream gets the run's ttl. With `client` a pipeline, the write is
+        only queued on it, and its reply (a list, or the int status of a refusal) is the
+        caller's to check."""
+        if commands:
+            self._write(*commands, client=client)
 
     def read_log(self, name: str, start: int = 0) -> list[bytes]:
         return list(self.client.lrange(self.key(name), start, -1))
