@@ -33,8 +33,18 @@ import pandas as pd
 
 from dag.plan import MAX_INLINE_BYTES, Optimization, Plan
 from planners.base import Context, Param, Planner, PredictedTimeline, is_non_negative
+from planners.heft import HeftPlanner
+from planners.simple import DaskPlanner, UniformPlanner, WukongPlanner
+from planners.sizing import NonUniformPlanner
 
-BASES = ("uniform", "non-uniform", "heft", "dask", "wukong")
+#: The planners octo may start from (imported directly: the registry imports octo).
+BASES: dict[str, type[Planner]] = {
+    "uniform": UniformPlanner,
+    "non-uniform": NonUniformPlanner,
+    "heft": HeftPlanner,
+    "dask": DaskPlanner,
+    "wukong": WukongPlanner,
+}
 
 
 def _is_inline_bytes(value: int) -> bool:
@@ -205,9 +215,7 @@ class OctoPlanner(Planner):
         return faster or cheaper
 
     def _plan(self, ctx: Context) -> Plan:
-        from planners.registry import get_planner
-
-        base = get_planner(self.params["base"])._plan(ctx)
+        base = BASES[self.params["base"]]()._plan(ctx)
         plan, timeline = base, base.predicted
         kept: list[Optimization] = list(base.optimizations)
         tried: set[str] = set()
