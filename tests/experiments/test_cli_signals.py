@@ -84,7 +84,7 @@ def stopped(process, signum):
     return process.returncode, err
 
 
-def gone(child, timeout_s=5.0):
+def gone(child, timeout_s=20.0):
     """Whether the process has ended (a zombie awaiting its reaper counts as ended)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
