@@ -123,7 +123,7 @@ def test_signal_stops_run_with_jobs_and_its_worker_processes(signum, tmp_path, s
     process = start(args, tmp_path, spawned)
     workers = wait_mid_run(process, out, lambda children: len(children) >= 2, spawned)
     code, err = stopped(process, signum)
-    assert code == 128 + signum
+    assert code == 128 + signum, err
     assert_one_line(err, signum, "out")
     assert all(gone(w) for w in workers), "a pool worker outlived the run"
     assert_cells_whole(out)
@@ -144,7 +144,7 @@ def test_signal_stops_execute_and_its_private_redis_server(signum, tmp_path, spa
     folder = Path(redis.cwd())  # the server runs in its temporary folder
     assert folder.name.startswith("faasdag-redis-")
     code, err = stopped(process, signum)
-    assert code == 128 + signum
+    assert code == 128 + signum, err
     assert_one_line(err, signum, "out")
     assert gone(redis), "the private redis-server outlived the run"
     assert not folder.exists()
