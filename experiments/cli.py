@@ -119,9 +119,11 @@ class _Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGINT, raised in the main thread so that every `with` and `finally` block
     on the way out runs (a KeyboardInterrupt, so that no ``except Exception`` swallows it)."""
 
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    def __init__(self, signum: int | str):
+        # Rebuilt from its args (the signal's name) by whoever re-raises it, SimPy among them.
+        sig = signal.Signals[signum] if isinstance(signum, str) else signal.Signals(signum)
+        super().__init__(sig.name)
+        self.signum = int(sig)
 
 
 class _StopOnSignals:

@@ -369,6 +369,12 @@ def _terminate_pool(pool: ProcessPoolExecutor, wait_s: float = 5.0) -> None:
         if process.is_alive():
             process.kill()
             process.join()
+    # Its manager thread closes the pool's wake-up pipe once it sees the workers gone; let it
+    # finish, or the interpreter's exit hook may write to the pipe as it closes ("Bad file
+    # descriptor", printed as an ignored exception after the one line).
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(wait_s)
 
 
 def _run_dask(todo: Sequence[Cell], dask: str | Any, done: Callable[[Any], None]) -> None:

@@ -157,3 +157,12 @@ def test_main_puts_the_signal_handlers_back(capsys):
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     assert main(["dag", "show", "gemm:n=256,blocks=2"]) == 0
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_an_interrupt_rebuilt_from_its_args_is_the_same_interrupt():
+    """SimPy re-raises an exception from a process as ``type(e)(*e.args)``: a signal that
+    lands in a simulation must come out as the same interrupt, not a ValueError."""
+    from experiments.cli import _Interrupted
+
+    rebuilt = type(_Interrupted(signal.SIGTERM))(*_Interrupted(signal.SIGTERM).args)
+    assert isinstance(rebuilt, KeyboardInterrupt) and rebuilt.signum == signal.SIGTERM
