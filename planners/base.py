@@ -144,11 +144,13 @@ class PredictedTimeline:
 
     Attributes
     ----------
-    tasks : pandas.DataFrame
+    tasks : pandas.DataFrame or None
         Indexed by task id (topological order); columns `TIMELINE_COLUMNS` straight from the
         simulated tasks table (startup kind and ms, download / exec / upload ms, earliest start
         ``start_ms``, completion ``end_ms``, ...) plus ``critical`` (bool): on the realised
-        critical path.
+        critical path. None in a makespan-only timeline (``Context.evaluate(plan,
+        tables=False)``), which `with_tables` completes from the same run; every plan a
+        planner returns carries the table.
     makespan_ms : float
     cost_usd : float
         Predicted total cost.
@@ -168,7 +170,7 @@ class PredictedTimeline:
         The planner's own schedule length, where it has one (HEFT, CPOP), for comparison.
     """
 
-    tasks: pd.DataFrame
+    tasks: pd.DataFrame | None
     makespan_ms: float
     cost_usd: float
     cost: Mapping[str, float]
@@ -180,27 +182,35 @@ class PredictedTimeline:
     n_simulations: int = 1
     planner_estimate_ms: float | None = None
     estimates: Any = field(default=None, repr=False, compare=False)
+    _result: SimResult | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_result(
         cls, result: SimResult, platform: Platform, seed: int | None, **extra: Any
     ) -> PredictedTimeline:
-        """The timeline of one `SimResult`."""
-        originals = result.tasks[~result.tasks["duplicated"]]  # a task-dup copy is extra work
-        tasks = originals.set_index("task_id")[list(TIMELINE_COLUMNS)].copy()
-        tasks["critical"] = tasks.index.isin(result.critical_path)
+        """The timeline of one `SimResult` (makespan-only if the result has no tables)."""
         return cls(
-            tasks=tasks,
+            tasks=_timeline_tasks(result) if result.has_tables else None,
             makespan_ms=float(result.makespan_ms),
             cost_usd=float(result.cost["total_usd"]),
             cost=dict(result.cost),
             critical_path=tuple(result.critical_path),
             n_cold=int(result.n_cold),
-            n_workers=len(result.workers),
+            n_workers=int(result.n_workers),
             platform=platform.name,
             seed=seed,
+            _result=None if result.has_tables else result,
             **extra,
         )
+
+    def with_tables(self) -> PredictedTimeline:
+        """This timeline with its ``tasks`` table, built from the same simulated run when it
+        is makespan-only (no simulation again); self when it has the table."""
+        if self.tasks is not None:
+            return self
+        if self._result is None:
+            raise ValueError("this timeline has no tasks table and no run to build it from")
+        return replace(self, tasks=_timeline_tasks(self._result.with_tables()), _result=None)
 
     def task(self, task_id: str) -> dict[str, Any]:
         """The predicted row of one task as a dict."""
@@ -224,20 +234,35 @@ class PredictedTimeline:
         return slack
 
 
+def _timeline_tasks(result: SimResult) -> pd.DataFrame:
+    """The per-task table of a timeline, from a result with tables."""
+    originals = result.tasks[~result.tasks["duplicated"]]  # a task-dup copy is extra work
+    tasks = originals.set_index("task_id")[list(TIMELINE_COLUMNS)].copy()
+    tasks["critical"] = tasks.index.isin(result.critical_path)
+    return tasks
+
+
 def evaluate(
     dag: DAG,
     plan: Plan,
     profiles: Any,
     platform: Platform | str = "aws-lambda",
     seed: int | None = 0,
+    *,
+    tables: bool = True,
     **extra: Any,
 ) -> PredictedTimeline:
-    """What-if: simulate `plan` on `profiles` and return its `PredictedTimeline`."""
+    """What-if: simulate `plan` on `profiles` and return its `PredictedTimeline`.
+
+    With ``tables=False`` the timeline is makespan-only: no ``tasks`` table (makespan, cost,
+    critical path, workers and cold starts are there); `PredictedTimeline.with_tables`
+    completes it from the same run.
+    """
     platform = as_platform(platform)
     # The workers' run-time decisions (task-dup, clustering) use these same predictions, in
     # this simulation and wherever the plan later runs.
     estimates = PlatformEstimates(profiles, platform)
-    result = simulate(dag, plan, profiles, platform, seed, estimates=estimates)
+    result = simulate(dag, plan, profiles, platform, seed, estimates=estimates, tables=tables)
     return PredictedTimeline.from_result(result, platform, seed, estimates=estimates, **extra)
 
 
@@ -324,6 +349,12 @@ class Context:
         A decision aid only; timelines come from simulation."""
         return self.platform.ideal_transfer_ms(config, nbytes)
 
+    def transfer_ms_of(self, nbytes: Mapping[str, int], config: ResourceConfig) -> dict[str, float]:
+        """`transfer_ms` of each task's bytes (task id -> ms), computed as one array."""
+        sizes = np.fromiter(nbytes.values(), dtype=float, count=len(nbytes))
+        times = np.broadcast_to(self.transfer_ms(sizes, config), sizes.shape)
+        return dict(zip(nbytes, times.tolist(), strict=True))
+
     def startup_estimate_ms(self) -> float:
         """Extra latency of starting a new (warm) worker: the invoke call plus a warm start."""
         return self.platform.invoke_latency_ms + self.platform.warm_start_ms
@@ -336,8 +367,12 @@ class Context:
     ) -> Plan:
         return Plan(placements, optimizations, planner=self.planner, order=order)
 
-    def evaluate(self, plan: Plan, **extra: Any) -> PredictedTimeline:
-        """Simulate `plan` on the predicted profiles (counted in `n_simulations`)."""
+    def evaluate(self, plan: Plan, *, tables: bool = True, **extra: Any) -> PredictedTimeline:
+        """Simulate `plan` on the predicted profiles (counted in `n_simulations`).
+
+        ``tables=False``: a makespan-only timeline, for a trial that may be discarded; the
+        planner's plan gets its table in `finish` (from the same run).
+        """
         self.n_simulations += 1
         return evaluate(
             self.dag,
@@ -345,16 +380,18 @@ class Context:
             self.profiles,
             self.platform,
             self.seed,
+            tables=tables,
             n_simulations=self.n_simulations,
             **extra,
         )
 
     def finish(self, plan: Plan, timeline: PredictedTimeline | None = None, **extra: Any) -> Plan:
-        """`plan` with its predicted timeline attached (simulated now unless given)."""
+        """`plan` with its predicted timeline attached (simulated now unless given; a
+        makespan-only timeline gets its tasks table from the run it came from)."""
         if timeline is None:
             timeline = self.evaluate(plan, **extra)
         else:
-            timeline = replace(timeline, n_simulations=self.n_simulations, **extra)
+            timeline = replace(timeline.with_tables(), n_simulations=self.n_simulations, **extra)
         return plan.with_predicted(timeline, planner=self.planner).validate(self.dag)
 
 

@@ -220,7 +220,7 @@ class _ListPlanner(Planner):
         proc_config = [i for i in range(len(configs)) for _ in range(per_config)]
         exec_by_config = [ctx.exec_ms(c) for c in configs]
         out_bytes = ctx.output_bytes()
-        xfer = [{t: float(ctx.transfer_ms(n, c)) for t, n in out_bytes.items()} for c in configs]
+        xfer = [ctx.transfer_ms_of(out_bytes, c) for c in configs]
         cost = {t: [exec_by_config[i][t] for i in proc_config] for t in dag}
         n_configs = len(configs)
         mean_xfer = {t: sum(x[t] for x in xfer) / n_configs for t in dag}

@@ -227,7 +227,7 @@ class OctoPlanner(Planner):
             if not flags:
                 continue
             candidate = plan.with_optimizations([*kept, *flags])
-            predicted = ctx.evaluate(candidate)
+            predicted = ctx.evaluate(candidate, tables=False)  # judged on makespan and cost
             if self._better(predicted, timeline):
                 kept.extend(flags)
                 plan, timeline = candidate, predicted

@@ -56,8 +56,8 @@ def chain_workers(ctx: Context, config: ResourceConfig, prefix: str = "u") -> di
     order = dag.topological_order()
     exec_ms = ctx.exec_ms(config)
     out_bytes = ctx.output_bytes()
-    xfer = ctx.transfer_ms
-    comm = {t: 2 * float(xfer(out_bytes[t], config)) for t in order}
+    xfer = ctx.transfer_ms_of(out_bytes, config)
+    comm = {t: 2 * xfer[t] for t in order}
     rank = upward_rank(dag, exec_ms, comm)
     sizes = dag.edge_bytes_map
     main: dict[str, str] = {}
@@ -77,8 +77,7 @@ def chain_workers(ctx: Context, config: ResourceConfig, prefix: str = "u") -> di
     for task_id in order:
         parent = main.get(task_id)
         if parent is not None and (
-            heir[parent] == task_id
-            or exec_ms[task_id] <= float(xfer(out_bytes[parent], config)) + startup_ms
+            heir[parent] == task_id or exec_ms[task_id] <= xfer[parent] + startup_ms
         ):
             worker_of[task_id] = worker_of[parent]
         else:
@@ -164,7 +163,7 @@ class DaskPlanner(Planner):
         dag = ctx.dag
         exec_ms = ctx.exec_ms(config)
         out_bytes = ctx.output_bytes()
-        transfer = {t: 2 * float(ctx.transfer_ms(n, config)) for t, n in out_bytes.items()}
+        transfer = {t: 2 * ms for t, ms in ctx.transfer_ms_of(out_bytes, config).items()}
         free_ms = [0.0] * n_workers  # when each worker's queue drains (occupancy)
         where: dict[str, int] = {}
         finish: dict[str, float] = {}

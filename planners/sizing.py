@@ -83,7 +83,9 @@ def downgrade_search(
     def trial(moved: Sequence[str], target: ResourceConfig) -> PredictedTimeline | None:
         configs = dict(config_of)
         configs.update(dict.fromkeys(moved, target))
-        timeline = ctx.evaluate(ctx.make_plan(fixed_placements(worker_of, configs)))
+        # Makespan-only: a trial is judged on makespan and cost; the kept one gets its table
+        # when the plan is finished.
+        timeline = ctx.evaluate(ctx.make_plan(fixed_placements(worker_of, configs)), tables=False)
         return timeline if accept(timeline, current) else None
 
     for target in ctx.configs:

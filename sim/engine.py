@@ -4,17 +4,26 @@ Each handler turns one effect into SimPy time: CPU work (a delay, or a job of th
 transfers through the shared network, store commands, pub/sub, and invocations through the
 warm/cold container pools. No handler decides anything about tasks; the worker logic
 (`worker.branch`) does, exactly as it does for the real executor.
+
+A run makes tens of events per task, so the driver keeps its own work per event small: an
+effect that takes no simulated time is performed on the spot (`TIMELESS`), a latency with CPUs
+of its own is a plain timeout, the recorder's function for each effect type is looked up once,
+and `Environment` steps through SimPy's queue in one loop. None of this changes which events
+exist or their order: a run is the same, event for event (`tests/sim/test_golden.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from heapq import heappop
 from typing import Any, Protocol
 
 import numpy as np
 import simpy
+from simpy.events import Timeout
 
 from dag.resources import ResourceConfig
 from sim.costs import CostLedger
@@ -54,6 +63,10 @@ class TaskProfiles(Protocol):
     def exec_ms(self, task_id: str, config: ResourceConfig) -> float: ...
 
     def output_bytes(self, task_id: str) -> int: ...
+
+
+#: A dependency counter keeps its members in a list up to this many, then in a set.
+_LIST_MEMBERS = 16
 
 
 class DriverError(RuntimeError):
@@ -98,58 +111,73 @@ class SimDriver:
         self._markers: dict[str, Any] = {}  # small values (set-if-absent keys): key -> value
         self._streams: dict[str, _Stream] = {}
         self._prewarmed: list[Container] = []
-        self._counters: dict[str, set[str]] = {}  # dependency counters: members counted
+        # Dependency counters: the distinct members counted (a list while small, then a set).
+        self._counters: dict[str, list[str] | set[str]] = {}
         self._channels: dict[str, simpy.Event] = {}
         self._configs: dict[str, ResourceConfig] = {}
         # A link belongs to a container (reused by warm invocations), not to a worker id.
         self._endpoints: dict[str, tuple[int, ResourceConfig]] = {}
+        self._task_overhead_ms = platform.task_overhead_ms
+        self._invoke_latency_ms = platform.invoke_latency_ms
+        self._shared = self.host.shared
+        self._recorders: dict[type, Callable[..., None]] = {}
+        self.n_events = 0  # SimPy events processed, once the run is over
 
     # -- trampoline -------------------------------------------------------------------------
 
     def run(self, logic: Logic, invocation: Invocation | None) -> Generator[Any, Any, Any]:
-        """SimPy process body: perform each effect `logic` yields; return its return value."""
+        """SimPy process body: perform each effect `logic` yields; return its return value.
+
+        An effect that takes no simulated time (`TIMELESS`) is performed on the spot, without
+        a generator of its own; the others run their handler as a sub-generator. A Parallel's
+        members are performed in turn and their results returned as a list.
+        """
         worker_id = invocation.worker_id if invocation is not None else CLIENT
         if invocation is not None:
             self._configs[worker_id] = invocation.config
+        env = self.env
+        recorder = self.recorder
+        recorders = self._recorders  # effect type -> the recorder's function for it
+        send = logic.send
         value: Any = None
         error: BaseException | None = None
         while True:
             try:
-                effect = logic.send(value) if error is None else logic.throw(error)
+                effect = send(value) if error is None else logic.throw(error)
             except StopIteration as stop:
                 return stop.value
+            error = None
+            parallel = effect.__class__ is Parallel
+            results = []
             try:
-                value = yield from self._perform(worker_id, effect)
-                error = None
+                # A Parallel's members go one after another, as the real drivers perform them
+                # (one connection, one thread): a multi-input task's downloads take the sum of
+                # their times.
+                for member in effect.effects if parallel else (effect,):
+                    cls = member.__class__
+                    start = env._now
+                    if cls in TIMELESS:
+                        result, nbytes = TIMELESS[cls](self, worker_id, member)
+                    else:
+                        handler = HANDLERS.get(cls)
+                        if handler is None:
+                            raise DriverError(
+                                f"sim driver has no handler for effect {member!r} "
+                                f"(worker {worker_id!r})"
+                            )
+                        if cls is Execute and self._task_overhead_ms > 0:
+                            # The worker's own work for the task, outside its recorded exec.
+                            yield self.host.work(self._task_overhead_ms)
+                            start = env._now
+                        result, nbytes = yield from handler(self, worker_id, member)
+                    record = recorders.get(cls)
+                    if record is None:
+                        record = recorders[cls] = recorder.for_effect(cls)
+                    record(worker_id, member, start, env._now, nbytes)
+                    results.append(result)
+                value = results if parallel else results[0]
             except DriverError as exc:
                 value, error = None, exc
-
-    def _perform(self, worker_id: str, effect: Any) -> Generator[Any, Any, Any]:
-        if isinstance(effect, Parallel):
-            # One after another, as the real drivers perform them (one connection, one thread):
-            # a multi-input task's downloads take the sum of their times.
-            results = []
-            for member in effect.effects:
-                results.append((yield from self._perform(worker_id, member)))
-            return results
-        handler = HANDLERS.get(type(effect))
-        if handler is None:
-            raise DriverError(
-                f"sim driver has no handler for effect {effect!r} (worker {worker_id!r})"
-            )
-        if type(effect) is Execute and self.platform.task_overhead_ms > 0:
-            # The worker's own work for the task, outside the function's recorded exec time.
-            yield self.host.work(self.platform.task_overhead_ms)
-        start = self.env.now
-        result, nbytes = yield from handler(self, worker_id, effect)
-        self.recorder.effect(worker_id, effect, start, self.env.now, nbytes)
-        return result
-
-    def _stored_bytes(self, worker_id: str, key: str) -> int:
-        nbytes = self._store.get(key)
-        if nbytes is None:
-            raise DriverError(f"worker {worker_id!r} downloads missing key {key!r}")
-        return nbytes
 
     # -- workers --------------------------------------------------------------------------
 
@@ -190,6 +218,9 @@ class SimDriver:
         busy_ms = self.pools.release(container)
         self.ledger.invocation(invocation.config, busy_ms)
         self.recorder.worker_ended(invocation.worker_id, self.env.now)
+        # Its effects are over: no per-worker state outlives it (a million-task run has
+        # hundreds of thousands of workers).
+        del self._configs[invocation.worker_id], self._endpoints[invocation.worker_id]
 
     def prewarm_process(self, config: ResourceConfig, delay_ms: float) -> Generator[Any, Any, None]:
         """A warm-up invocation after `delay_ms`: billed like any other invocation, it leaves an
@@ -220,7 +251,8 @@ class SimDriver:
         return event
 
 
-# -- handlers: one per effect; each a SimPy process body returning (result, bytes moved) ----
+# -- handlers: one per effect; each a SimPy process body returning (result, bytes moved), ----
+# -- or, for an effect in TIMELESS, a plain function returning it at once -------------------
 
 Handler = Callable[[SimDriver, str, Any], Generator[Any, Any, tuple[Any, int]]]
 
@@ -236,34 +268,47 @@ class _Stream:
 def _execute(driver: SimDriver, worker_id: str, effect: Execute):
     config = driver.config_of(worker_id)
     exec_ms = float(driver.profiles.exec_ms(effect.task_id, config))
-    if not (math.isfinite(exec_ms) and exec_ms >= 0):
+    if not (0 <= exec_ms < math.inf):
         raise DriverError(f"profile gives exec_ms={exec_ms!r} for task {effect.task_id!r}")
     if exec_ms > 0:
-        if driver.host.shared:  # every worker's tasks share the machine's cores
+        if driver._shared:  # every worker's tasks share the machine's cores
             yield driver.host.work(exec_ms)
         else:  # a worker runs one task at a time, on CPUs of its own
-            yield driver.env.timeout(exec_ms)
+            yield Timeout(driver.env, exec_ms)
     nbytes = int(driver.profiles.output_bytes(effect.task_id))
     return TaskOutput(None, nbytes), nbytes
 
 
 def _download(driver: SimDriver, worker_id: str, effect: Download):
-    nbytes = driver._stored_bytes(worker_id, effect.key)
+    nbytes = driver._store.get(effect.key)
+    if nbytes is None:
+        raise DriverError(f"worker {worker_id!r} downloads missing key {effect.key!r}")
     if worker_id != CLIENT:
-        yield from driver.network.transfer(*driver.endpoint(worker_id), nbytes, "down")
+        key, config = driver._endpoints.get(worker_id) or driver.endpoint(worker_id)
+        yield from driver.network.transfer(key, config, nbytes, "down")
     return None, nbytes
 
 
 def _upload(driver: SimDriver, worker_id: str, effect: Upload):
-    yield from driver.network.transfer(*driver.endpoint(worker_id), effect.nbytes, "up")
+    key, config = driver._endpoints.get(worker_id) or driver.endpoint(worker_id)
+    yield from driver.network.transfer(key, config, effect.nbytes, "up")
     driver._store[effect.key] = effect.nbytes
     driver.uploads.append(effect.key)
     return None, effect.nbytes
 
 
 def _apply_incr(driver: SimDriver, worker_id: str, effect: Incr, start_ms: float) -> int:
-    members = driver._counters.setdefault(effect.counter, set())
-    members.add(effect.member)
+    members = driver._counters.get(effect.counter)
+    if members is None:
+        driver._counters[effect.counter] = [effect.member]
+        return 1
+    if effect.member not in members:
+        if members.__class__ is list and len(members) >= _LIST_MEMBERS:
+            members = driver._counters[effect.counter] = set(members)
+        if members.__class__ is list:
+            members.append(effect.member)
+        else:
+            members.add(effect.member)
     return len(members)
 
 
@@ -311,16 +356,19 @@ _APPLY = {
 
 
 def _store_command(driver: SimDriver, worker_id: str, effect: Any):
-    """INCR, SETNX, EXISTS: one store round trip, then the command takes effect."""
-    start = driver.env.now
-    yield from driver.network.store_op()
-    return _APPLY[type(effect)](driver, worker_id, effect, start), 0
+    """INCR, SETNX, EXISTS: one store round trip (a plain delay), then the command takes
+    effect."""
+    start = driver.env._now
+    latency = driver.network.store_command()
+    if latency is not None:
+        yield latency
+    return _APPLY[effect.__class__](driver, worker_id, effect, start), 0
 
 
 def _subscribe(driver: SimDriver, worker_id: str, effect: Subscribe):
-    _apply_subscribe(driver, worker_id, effect, driver.env.now)
+    """Timeless: performed on the spot (see `TIMELESS`)."""
+    _apply_subscribe(driver, worker_id, effect, driver.env._now)
     return None, 0
-    yield  # a process body, though subscribing takes no simulated time
 
 
 def _publish(driver: SimDriver, worker_id: str, effect: Publish):
@@ -331,7 +379,9 @@ def _publish(driver: SimDriver, worker_id: str, effect: Publish):
         if worker_id != CLIENT:
             endpoint = driver.endpoint(worker_id)
             yield from driver.network.transfer(*endpoint, effect.nbytes, "up", command=False)
-    yield from driver.network.publish()
+    latency = driver.network.publish_message()
+    if latency is not None:
+        yield latency
     event = driver._channel(effect.channel)
     if not event.triggered:
         event.succeed(carried)
@@ -355,20 +405,21 @@ def _wait_for(driver: SimDriver, worker_id: str, effect: WaitFor):
 def _invoke(driver: SimDriver, worker_id: str, effect: Invoke):
     """The invoker sends the payload's inputs (if any) and waits for the API call; the worker
     starts once the request arrives."""
-    invoked_ms = driver.env.now
-    if effect.payload_bytes > 0:
+    invoked_ms = driver.env._now
+    payload_bytes = effect.payload_bytes if effect.inputs else 0
+    if payload_bytes > 0:
         endpoint = driver.endpoint(worker_id)
-        yield from driver.network.send_payload(*endpoint, effect.payload_bytes)
-    if driver.platform.invoke_latency_ms > 0:
-        yield driver.host.work(driver.platform.invoke_latency_ms)
+        yield from driver.network.send_payload(*endpoint, payload_bytes)
+    if driver._invoke_latency_ms > 0:
+        yield driver.host.work(driver._invoke_latency_ms)
     _apply_invoke(driver, worker_id, effect, invoked_ms)
-    return None, effect.payload_bytes
+    return None, payload_bytes
 
 
 def _warmup(driver: SimDriver, worker_id: str, effect: Warmup):
+    """Timeless: the warm-up runs in a process of its own (see `TIMELESS`)."""
     driver.env.process(driver.prewarm_process(effect.config, effect.delay_ms))
     return None, 0
-    yield
 
 
 def _wait_any(driver: SimDriver, worker_id: str, effect: WaitAny):
@@ -418,8 +469,8 @@ def _sleep(driver: SimDriver, worker_id: str, effect: Sleep):
 
 
 def _now(driver: SimDriver, worker_id: str, effect: Now):
+    """Timeless (see `TIMELESS`)."""
     return driver.env.now, 0
-    yield
 
 
 HANDLERS: dict[type, Handler] = {
@@ -441,6 +492,55 @@ HANDLERS: dict[type, Handler] = {
     Sleep: _sleep,
     Now: _now,
 }
+#: Handlers of effects that take no simulated time: plain functions returning (result, bytes
+#: moved), performed on the spot by the trampoline, with no generator and no SimPy event.
+TIMELESS: dict[type, Callable[[SimDriver, str, Any], tuple[Any, int]]] = {
+    Subscribe: _subscribe,
+    Warmup: _warmup,
+    Now: _now,
+}
+
+
+class Environment(simpy.Environment):
+    """SimPy's environment whose `run` to the end steps through the queue in one loop.
+
+    The same queue, in the same order, each event's callbacks called as `simpy.Environment.step`
+    calls them; only the method call per event is saved (a run makes millions). ``run(until)``
+    is SimPy's own.
+    """
+
+    def run(self, until: Any = None) -> Any:
+        if until is not None:
+            return super().run(until)
+        queue = self._queue
+        while queue:
+            self._now, _, _, event = heappop(queue)
+            callbacks, event.callbacks = event.callbacks, None
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                # A failed event nobody handled crashes the run, as in SimPy.
+                exc = type(event._value)(*event._value.args)
+                exc.__cause__ = event._value
+                raise exc
+        return None
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (nested pauses are fine).
+
+    SimPy makes millions of short-lived events that reference counting frees, and a run's
+    tables are built from millions of values; the cyclic collector would scan the growing heap
+    again and again for nothing (a 25% slowdown at 10,000 tasks, worse with size).
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def run_simulation(
@@ -453,19 +553,12 @@ def run_simulation(
     DriverError
         If the run ends with tasks that never executed (a deadlock), naming some of them.
     """
-    env = simpy.Environment()
+    env = Environment()
     driver = SimDriver(env, schedule, profiles, platform, np.random.default_rng(seed))
     env.process(driver.run(run_client(schedule, fetch_results=False), None))
-    # SimPy makes millions of short-lived events that reference counting frees; the cyclic
-    # collector would scan the growing heap again and again for nothing (a 25% slowdown at
-    # 10,000 tasks, worse with size), so it pauses during the event loop.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         env.run()
-    finally:
-        if collecting:
-            gc.enable()
+    driver.n_events = next(env._eid)  # every event scheduled was processed: the queue is empty
     driver.bill_unused_prewarms(env.now)
     missing = set(schedule.dag) - driver.recorder.executed()
     if missing:

@@ -25,6 +25,7 @@ import math
 from typing import Any
 
 import simpy
+from simpy.events import Timeout
 
 from sim.sharing import ProcessorSharing, RoundRobin
 
@@ -87,8 +88,8 @@ class Host:
         ValueError
             If cpu_ms is negative or not finite.
         """
-        if not (math.isfinite(cpu_ms) and cpu_ms >= 0):
+        if not 0 <= cpu_ms < math.inf:
             raise ValueError(f"host work of {cpu_ms!r} cpu-ms must be finite and >= 0")
         if self.cpu is None or cpu_ms == 0:
-            return self.env.timeout(cpu_ms)
+            return Timeout(self.env, cpu_ms)
         return self.cpu.serve(cpu_ms)

@@ -13,6 +13,7 @@ from collections.abc import Generator, Hashable
 from typing import Any, Literal
 
 import simpy
+from simpy.events import Timeout
 
 from dag.resources import ResourceConfig
 from sim.host import Host
@@ -78,11 +79,14 @@ class Network:
         self.n_publishes = 0
         self.bytes_payload = 0
         self._link_busy_until: dict[Hashable, float] = {}
+        self._link_bandwidth: dict[ResourceConfig, float] = {}  # bytes/ms per config
+        self._copy_rate = {d: self._copy_rate_of(d) for d in ("up", "down")}
+        self._op_ms = platform.store_op_ms
+        self._pubsub_ms = platform.pubsub_ms
+        self._own_cpus = not self.host.shared  # latencies are plain delays, no host CPU work
 
-    def _copy_work(self, nbytes: int, direction: Direction) -> simpy.Event | None:
-        """The work of moving `nbytes` at the transfer's two ends (serialising, socket copies),
-        done beside the links: CPU of a shared host, or a floor on the transfer's time with
-        CPUs of its own; None when the platform sets no such work."""
+    def _copy_rate_of(self, direction: Direction) -> float | None:
+        """Bytes per ms of the ends' work in `direction`, None when there is no such work."""
         rate = self.platform.own_transfer_rate(direction)
         if rate is None:
             # Presets without per-direction rates: a shared host's CPU at the store's bandwidth.
@@ -91,7 +95,21 @@ class Network:
             rate = self.platform.store_bandwidth_bytes_per_ms
         if math.isinf(rate):
             return None
-        return self.host.work(nbytes / rate)
+        return rate
+
+    def _copy_work(self, nbytes: int, direction: Direction) -> simpy.Event | None:
+        """The work of moving `nbytes` at the transfer's two ends (serialising, socket copies),
+        done beside the links: CPU of a shared host, or a floor on the transfer's time with
+        CPUs of its own; None when the platform sets no such work."""
+        rate = self._copy_rate[direction]
+        return None if rate is None else self.host.work(nbytes / rate)
+
+    def _bandwidth(self, config: ResourceConfig) -> float:
+        """The link bandwidth of a worker of `config`, bytes per ms (cached per config)."""
+        found = self._link_bandwidth.get(config)
+        if found is None:
+            found = self._link_bandwidth[config] = self.platform.link_bytes_per_ms(config)
+        return found
 
     def transfer(
         self,
@@ -120,11 +138,21 @@ class Network:
         RuntimeError
             If the worker's link is still busy with an earlier transfer.
         """
-        self._check(worker_key, config, nbytes, direction)
-        now = self.env.now
-        if self._link_busy_until.get(worker_key, -math.inf) > now + 1e-9:
+        known = self._configs.get(worker_key)
+        if (
+            nbytes.__class__ is not int
+            or nbytes < 0
+            or (direction != "up" and direction != "down")
+            or known is None
+            or (known is not config and known != config)
+        ):
+            self._check(worker_key, config, nbytes, direction)
+        env = self.env
+        now = env._now
+        busy = self._link_busy_until
+        if busy.get(worker_key, -math.inf) > now + 1e-9:
             raise RuntimeError(f"transfer on worker {worker_key!r} while its link is busy")
-        self._link_busy_until[worker_key] = math.inf  # until its bytes are on their way
+        busy[worker_key] = math.inf  # until its bytes are on their way
         if command:
             self.n_transfers += 1
             self.n_store_ops += 1
@@ -132,24 +160,25 @@ class Network:
             self.bytes_up += nbytes
         else:
             self.bytes_down += nbytes
-        if command and latency and self.platform.store_op_ms > 0:
-            yield self.host.work(self.platform.store_op_ms)
-        bandwidth = self.platform.link_bytes_per_ms(config)
-        link_ms = 0.0 if math.isinf(bandwidth) else nbytes / bandwidth
-        start = self.env.now
-        self._link_busy_until[worker_key] = start + link_ms
+        if command and latency and self._op_ms > 0:
+            yield Timeout(env, self._op_ms) if self._own_cpus else self.host.work(self._op_ms)
+        bandwidth = self._bandwidth(config)
+        link_ms = 0.0 if bandwidth == math.inf else nbytes / bandwidth
+        start = env._now
+        busy[worker_key] = start + link_ms
         if nbytes > 0:
             # The store's link, the worker's and the ends' work serve the bytes at once:
             # waiting on each in turn is waiting for all.
             on_store = self.store_link.serve(nbytes)
-            on_host = self._copy_work(nbytes, direction)
+            rate = self._copy_rate[direction]
+            on_host = None if rate is None else self.host.work(nbytes / rate)
             yield on_store
             if on_host is not None:
                 yield on_host
-        wait_ms = start + link_ms - self.env.now
+        wait_ms = start + link_ms - env._now
         if wait_ms > 1e-12:
-            yield self.env.timeout(wait_ms)
-        return self.env.now - now
+            yield Timeout(env, wait_ms)
+        return env._now - now
 
     def _check(
         self, worker_key: Hashable, config: ResourceConfig, nbytes: int, direction: str
@@ -169,6 +198,7 @@ class Network:
             raise ValueError(
                 f"worker {worker_key!r} has a link for {known}, asked again with {config}"
             )
+        self._configs[worker_key] = config  # an equal config: the next check is by identity
 
     def send_payload(
         self, worker_key: Hashable, config: ResourceConfig, nbytes: int
@@ -190,7 +220,7 @@ class Network:
         if self._link_busy_until.get(worker_key, -math.inf) > now + 1e-9:
             raise RuntimeError(f"payload sent by worker {worker_key!r} while its link is busy")
         self.bytes_payload += nbytes
-        bandwidth = self.platform.link_bytes_per_ms(config)
+        bandwidth = self._bandwidth(config)
         link_ms = 0.0 if math.isinf(bandwidth) else nbytes / bandwidth
         self._link_busy_until[worker_key] = now + link_ms
         on_host = self._copy_work(nbytes, "up") if nbytes > 0 else None
@@ -201,20 +231,34 @@ class Network:
             yield self.env.timeout(wait_ms)
         return self.env.now - now
 
+    def store_command(self) -> simpy.Event | None:
+        """One small store command (INCR, SETNX, EXISTS), counted: the event its round trip
+        takes (a plain timeout when the host is not shared), None when it takes no time."""
+        self.n_store_ops += 1
+        if self._op_ms <= 0:
+            return None
+        return Timeout(self.env, self._op_ms) if self._own_cpus else self.host.work(self._op_ms)
+
+    def publish_message(self) -> simpy.Event | None:
+        """One published message, counted: the event until subscribers have it, None when
+        delivery takes no time."""
+        self.n_publishes += 1
+        return self.host.work(self._pubsub_ms) if self._pubsub_ms > 0 else None
+
     def store_op(self) -> Generator[simpy.Event, Any, float]:
         """SimPy process body: one small store command (INCR, SETNX, EXISTS); return elapsed ms."""
-        self.n_store_ops += 1
         start_ms = self.env.now
-        if self.platform.store_op_ms > 0:
-            yield self.host.work(self.platform.store_op_ms)
+        latency = self.store_command()
+        if latency is not None:
+            yield latency
         return self.env.now - start_ms
 
     def publish(self) -> Generator[simpy.Event, Any, float]:
         """SimPy process body: publish one message; returns once subscribers have it (elapsed ms)."""
-        self.n_publishes += 1
         start_ms = self.env.now
-        if self.platform.pubsub_ms > 0:
-            yield self.host.work(self.platform.pubsub_ms)
+        latency = self.publish_message()
+        if latency is not None:
+            yield latency
         return self.env.now - start_ms
 
     def ideal_transfer_ms(

@@ -127,7 +127,7 @@ class ContainerPools:
         self.rng = rng
         self.host = host if host is not None else Host.of(env, platform)
         limit = platform.concurrency_limit
-        self._slots = None if limit is None else simpy.Resource(env, capacity=limit)
+        self._slots = None if limit is None else _Slots(env, limit)
         self._idle: dict[ResourceConfig, deque[Container]] = {}
         self.containers: list[Container] = []
         self.n_cold = 0
@@ -206,7 +206,7 @@ class ContainerPools:
     @property
     def n_queued(self) -> int:
         """Invocations waiting for a concurrency slot."""
-        return 0 if self._slots is None else len(self._slots.queue)
+        return 0 if self._slots is None else len(self._slots.waiting)
 
     def check(self) -> None:
         """Assert the pool invariants: no config ever had more warm starts than idle containers.
@@ -280,3 +280,57 @@ class ContainerPools:
         if container.startup_ms > 0:
             yield self.host.work(container.startup_ms)
         return container
+
+
+class _Slots:
+    """The account's concurrency slots: `simpy.Resource` semantics, without its bookkeeping.
+
+    A request succeeds at once if a slot is free and no earlier request waits; otherwise it
+    waits in FIFO order. As in SimPy, a new request or a release event (scheduled when a slot
+    is released, processed like any event) looks at the first waiting request only, and a
+    granted request is an event the caller yields. The same events are scheduled at the same
+    points as by `simpy.Resource`, so a run is the same event for event; only SimPy's user
+    list (whose removal scans every busy slot) and generic queues are saved.
+    """
+
+    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        self.env = env
+        self.capacity = capacity
+        self.n_users = 0
+        self.waiting: deque[_Request] = deque()
+
+    def request(self) -> _Request:
+        request = _Request(self)
+        self.waiting.append(request)
+        self._grant_first()
+        return request
+
+    def release(self, request: _Request) -> None:
+        if request.granted:
+            request.granted = False
+            self.n_users -= 1
+        released = simpy.Event(self.env)
+        released.callbacks.append(self._grant_first)
+        released.succeed()
+
+    def _grant_first(self, _event: simpy.Event | None = None) -> None:
+        """Give a free slot to the first waiting request, if any (SimPy looks at one only)."""
+        if self.waiting and self.n_users < self.capacity:
+            request = self.waiting.popleft()
+            self.n_users += 1
+            request.granted = True
+            request.succeed()
+
+
+class _Request(simpy.Event):
+    """A request for a concurrency slot: succeeds when it is granted."""
+
+    def __init__(self, slots: _Slots) -> None:
+        super().__init__(slots.env)
+        self.slots = slots
+        self.granted = False
+
+    def cancel(self) -> None:
+        """Withdraw a request not granted yet (a granted one is released instead)."""
+        if not self.granted and self in self.slots.waiting:
+            self.slots.waiting.remove(self)

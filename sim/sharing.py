@@ -15,11 +15,12 @@ that have had one.
 from __future__ import annotations
 
 import collections
-import heapq
 import itertools
 import math
+from heapq import heappop, heappush
 
 import simpy
+from simpy.events import Event, Timeout
 
 # A job is done when its finish tag is within this relative distance of virtual time: float
 # round-off in "rate * elapsed" must not leave a job a few ulps short of its amount.
@@ -111,20 +112,34 @@ class ProcessorSharing:
         ValueError
             If amount is negative, NaN or infinite.
         """
-        event = _admit(self, "ProcessorSharing", amount)
+        if amount.__class__ not in (int, float) or not 0 <= amount < math.inf:
+            _admit(self, "ProcessorSharing", amount)  # raises, naming the server
+        self.n_served += 1
+        self.amount_served += amount
+        env = self.env
+        event = Event(env)
         if amount == 0 or self._solo_rate == math.inf:
             return event.succeed(0.0)
-        self._advance()
-        heapq.heappush(self._heap, (self._virtual + amount, next(self._seq), event, self.env._now))
+        now = env._now
+        heap = self._heap
+        if heap:  # bring V up to now at the current per-job rate (`_advance`)
+            self._virtual += self._rate(len(heap)) * (now - self._updated_ms)
+        self._updated_ms = now
+        heappush(heap, (self._virtual + amount, next(self._seq), event, now))
         self._reschedule()
         return event
+
+    def _rate(self, n: int) -> float:
+        """Service rate of one job when `n` > 0 jobs share (`rate`, without the checks)."""
+        share = self.capacity / n
+        return share if share < self.per_job_cap else self.per_job_cap
 
     def _advance(self) -> None:
         """Bring V up to the current sim time at the current per-job rate."""
         now = self.env._now
         n = len(self._heap)
         if n:
-            self._virtual += min(self.per_job_cap, self.capacity / n) * (now - self._updated_ms)
+            self._virtual += self._rate(n) * (now - self._updated_ms)
         self._updated_ms = now
 
     def _reschedule(self) -> None:
@@ -134,47 +149,50 @@ class ProcessorSharing:
         new earliest finish is kept (it re-arms when it fires early); this halves the events
         under load. Otherwise a new timeout is armed and older ones become stale.
         """
-        if not self._heap:
+        heap = self._heap
+        if not heap:
             self._generation += 1
             self._armed_ms = math.inf
             self._virtual = 0.0  # idle: restart V at 0 to keep its magnitude (and round-off) small
             return
-        remaining = self._heap[0][0] - self._virtual
-        delay = (
-            remaining / min(self.per_job_cap, self.capacity / len(self._heap))
-            if remaining > 0
-            else 0.0
-        )
-        finish_ms = self.env._now + delay
+        remaining = heap[0][0] - self._virtual
+        delay = remaining / self._rate(len(heap)) if remaining > 0 else 0.0
+        env = self.env
+        finish_ms = env._now + delay
         if self._armed_ms <= finish_ms:
             return
         self._generation += 1
         self._armed_ms = finish_ms
-        timeout = simpy.Timeout(self.env, delay, self._generation)
-        timeout.callbacks.append(self._on_timeout_event)
+        Timeout(env, delay, self._generation).callbacks.append(self._on_timeout_event)
 
     def _on_timeout_event(self, event: simpy.Event) -> None:
-        self._on_timeout(event.value)
+        """The armed timeout fired: release the jobs done by now, or re-arm if it fired early.
 
-    def _on_timeout(self, generation: int) -> None:
-        if generation != self._generation:
-            return  # superseded by a departure or an earlier-finishing arrival
+        A stale timeout (superseded by a departure or an earlier-finishing arrival) does
+        nothing. The arithmetic is `_advance` and `rate` written out: this runs once per job.
+        """
+        if event._value != self._generation:
+            return
         self._armed_ms = math.inf
-        self._advance()
-        head = self._heap[0][0]
-        limit = self._virtual + _REL_EPS * max(1.0, abs(self._virtual))
-        rest_ms = (head - self._virtual) / self.rate()
+        heap = self._heap
+        now = self.env._now
+        share = self.capacity / len(heap)
+        rate = share if share < self.per_job_cap else self.per_job_cap
+        virtual = self._virtual = self._virtual + rate * (now - self._updated_ms)
+        self._updated_ms = now
+        head = heap[0][0]
+        limit = virtual + _REL_EPS * max(1.0, abs(virtual))
+        rest_ms = (head - virtual) / rate
         # A rest too short for the clock to move (now + rest == now, late in a long run) would
         # re-arm a timeout at this same instant forever: the head is done now.
-        if head > limit and rest_ms > _ABS_EPS_MS and self.env._now + rest_ms > self.env._now:
+        if head > limit and rest_ms > _ABS_EPS_MS and now + rest_ms > now:
             self._reschedule()  # fired early: arrivals since arming slowed the head down
             return
         # The head is done now; snap V onto its tag and release every job within round-off.
-        self._virtual = max(self._virtual, head)
-        limit = self._virtual + _REL_EPS * max(1.0, abs(self._virtual))
-        now = self.env.now
-        while self._heap and self._heap[0][0] <= limit:
-            _tag, _seq, event, start_ms = heapq.heappop(self._heap)
+        virtual = self._virtual = max(virtual, head)
+        limit = virtual + _REL_EPS * max(1.0, abs(virtual))
+        while heap and heap[0][0] <= limit:
+            _tag, _seq, event, start_ms = heappop(heap)
             event.succeed(now - start_ms)
         self._reschedule()
 

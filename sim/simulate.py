@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from dag.graph import DAG
 from dag.plan import Plan
-from sim.engine import SimDriver, TaskProfiles, run_simulation
+from sim.engine import SimDriver, TaskProfiles, gc_paused, run_simulation
 from sim.estimates import PlatformEstimates
 from sim.platform import Platform
-from traces.schema import frame_from_rows
+from traces.schema import empty_frame, frame_from_rows
 from worker.estimates import Estimates
 from worker.schedule import Schedule
 
@@ -24,9 +25,10 @@ class SimResult:
 
     Attributes
     ----------
-    tasks, workers : pandas.DataFrame
+    tasks, workers : pandas.DataFrame or None
         One row per task execution / worker invocation, trace-schema columns (times in ms from
-        run start, sizes in bytes).
+        run start, sizes in bytes). None after a makespan-only run (``simulate(...,
+        tables=False)``); `with_tables` builds them from the same run.
     makespan_ms : float
         When the last sink's output was stored.
     cost : dict
@@ -42,10 +44,14 @@ class SimResult:
     n_store_commands, n_publishes : int
         Store commands and publishes performed, counted as a real run counts them
         (`worker.recording.TraceRecorder`).
+    n_workers : int
+        Worker invocations (the rows of ``workers``).
+    n_events : int
+        SimPy events the run processed.
     """
 
-    tasks: pd.DataFrame
-    workers: pd.DataFrame
+    tasks: pd.DataFrame | None
+    workers: pd.DataFrame | None
     makespan_ms: float
     cost: dict[str, float]
     n_cold: int
@@ -57,6 +63,30 @@ class SimResult:
     uploads: list[str] = field(repr=False, default_factory=list)
     n_store_commands: int = 0
     n_publishes: int = 0
+    n_workers: int = 0
+    n_events: int = 0
+    _tables: Callable[[], tuple[pd.DataFrame, pd.DataFrame]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.workers is not None:
+            self.n_workers = len(self.workers)
+
+    @property
+    def has_tables(self) -> bool:
+        """Whether ``tasks`` and ``workers`` are built (False after a makespan-only run)."""
+        return self.tasks is not None
+
+    def with_tables(self) -> SimResult:
+        """This result with its ``tasks`` and ``workers`` tables, built from the same run if
+        it was makespan-only (no simulation again); self when they are built already."""
+        if self.tasks is not None:
+            return self
+        if self._tables is None:
+            raise ValueError("this result has no tables and no run to build them from")
+        tasks, workers = self._tables()
+        return replace(self, tasks=tasks, workers=workers, _tables=None)
 
     def run_row(self, **labels: Any) -> dict[str, Any]:
         """The `runs` row of this result, with labels such as run_id, planner, seed."""
@@ -66,7 +96,7 @@ class SimResult:
             "cost_requests_usd": self.cost["requests_usd"],
             "cost_store_usd": self.cost["store_usd"],
             "cost_usd": self.cost["total_usd"],
-            "n_workers": len(self.workers),
+            "n_workers": self.n_workers,
             "n_cold": self.n_cold,
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
@@ -82,8 +112,13 @@ def realised_critical_path(dag: DAG, tasks: pd.DataFrame) -> tuple[str, ...]:
     if tasks.empty:
         return ()
     first = tasks.groupby("task_id")[["end_ms", "exec_done_ms"]].min()  # duplicates: first wins
-    end = first["end_ms"].to_dict()
-    done = first["exec_done_ms"].to_dict()
+    return _walk_back(dag, first["end_ms"].to_dict(), first["exec_done_ms"].to_dict())
+
+
+def _walk_back(dag: DAG, end: dict[str, float], done: dict[str, float]) -> tuple[str, ...]:
+    """`realised_critical_path` from each task's end and exec-done times (ms)."""
+    if not end:
+        return ()
     current = max(dag.sinks, key=lambda t: (end[t], t))
     path = [current]
     while dag.predecessors(current):
@@ -102,6 +137,7 @@ def simulate(
     estimates: Estimates | None = None,
     run_id: str | None = None,
     workflow: str | None = None,
+    tables: bool = True,
 ) -> SimResult:
     """Simulate `plan` on `dag` with task `profiles` on `platform`.
 
@@ -122,38 +158,63 @@ def simulate(
         the platform's transfer model (a perfect predictor).
     run_id, workflow : str, optional
         Labels for the trace rows (default: derived from the DAG, planner and seed).
+    tables : bool, default True
+        False runs makespan-only: the result's ``tasks`` and ``workers`` are None (every other
+        field is filled, the critical path too) until `SimResult.with_tables` builds them from
+        this same run. For callers that compare many plans by makespan and cost.
 
     Raises
     ------
     PlanError
         If the plan does not fit the DAG.
     """
+    with gc_paused():  # the run and its tables: no garbage cycles to look for
+        return _simulate(dag, plan, profiles, platform, seed, estimates, run_id, workflow, tables)
+
+
+def _simulate(dag, plan, profiles, platform, seed, estimates, run_id, workflow, tables):
     driver = _run(dag, plan, profiles, platform, seed, estimates)
-    labels = {
-        "run_id": run_id or f"sim-{dag.dag_hash[:8]}-{plan.planner or 'plan'}-{seed}",
-        "workflow": workflow if workflow is not None else dag.name,
-        "dag_hash": dag.dag_hash,
-        "planner": plan.planner,
-        "backend": "sim",
-    }
-    tasks = frame_from_rows("tasks", driver.recorder.task_rows(), labels, "simulated tasks")
-    workers = frame_from_rows("workers", driver.recorder.worker_rows(), labels, "simulated workers")
+    recorder = driver.recorder
+    planner = plan.planner
+
+    def build_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+        labels = {
+            "run_id": run_id or f"sim-{dag.dag_hash[:8]}-{planner or 'plan'}-{seed}",
+            "workflow": workflow if workflow is not None else dag.name,
+            "dag_hash": dag.dag_hash,
+            "planner": planner,
+            "backend": "sim",
+        }
+        tasks = _frame("tasks", recorder.task_columns(), labels, "simulated tasks")
+        workers = _frame("workers", recorder.worker_columns(), labels, "simulated workers")
+        return tasks, workers
+
     driver.ledger.store_transfer(driver.network.bytes_up + driver.network.bytes_down)
     driver.ledger.store_op(driver.network.n_store_ops + driver.network.n_publishes)
+    if tables:
+        tasks, workers = build_tables()
+        critical_path = realised_critical_path(dag, tasks)
+    else:
+        tasks = workers = None
+        end, done = recorder.completion_ms()
+        critical_path = _walk_back(dag, end, done)
     return SimResult(
         tasks=tasks,
         workers=workers,
-        makespan_ms=driver.recorder.makespan_ms(),
+        makespan_ms=recorder.makespan_ms(),
         cost=driver.ledger.breakdown(),
         n_cold=driver.pools.n_cold,
         n_warm=driver.pools.n_warm,
         bytes_up=driver.network.bytes_up,
         bytes_down=driver.network.bytes_down,
-        critical_path=realised_critical_path(dag, tasks),
+        critical_path=critical_path,
         invocations=driver.invocations,
         uploads=driver.uploads,
-        n_store_commands=driver.recorder.n_store_commands,
-        n_publishes=driver.recorder.n_publishes,
+        n_store_commands=recorder.n_store_commands,
+        n_publishes=recorder.n_publishes,
+        n_workers=recorder.n_workers,
+        n_events=driver.n_events,
+        _tables=None if tables else build_tables,
     )
 
 
@@ -169,7 +230,7 @@ def simulate_makespan_ms(
     """The makespan `simulate` would return (ms), without building its trace tables.
 
     For callers that simulate many times and keep only the makespan, such as fitting a
-    platform parameter by bisection: the tables take about half of a small run's time.
+    platform parameter by bisection (``simulate(..., tables=False)`` keeps the rest too).
 
     Raises
     ------
@@ -177,6 +238,13 @@ def simulate_makespan_ms(
         If the plan does not fit the DAG.
     """
     return _run(dag, plan, profiles, platform, seed, estimates).recorder.makespan_ms()
+
+
+def _frame(table: str, columns: dict[str, Any], labels: dict[str, Any], source: str):
+    """A typed trace table from the recorder's columns (no per-row objects on the way)."""
+    if not len(next(iter(columns.values()))):
+        return empty_frame(table)
+    return frame_from_rows(table, columns, labels, source)  # a dict of columns is rows too
 
 
 def _run(

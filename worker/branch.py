@@ -471,7 +471,9 @@ def await_sinks(schedule: Schedule, *, fetch_results: bool = True) -> Logic:
     """Wait until every output the client asked for (the sinks, and the schedule's other
     outputs) is stored; returns {task id: value} if asked."""
     sinks = list(schedule.dag.sinks)
-    sinks += [t for t in schedule.dag.topological_order() if t in schedule.outputs - set(sinks)]
+    others = schedule.outputs - set(sinks)
+    if others:
+        sinks += [t for t in schedule.dag.topological_order() if t in others]
     yield from _all([Subscribe(channel=done_channel(s)) for s in sinks])
     present = yield from _all([Exists(key=output_key(s)) for s in sinks])
     for sink, stored in zip(sinks, present, strict=True):
