@@ -21,102 +21,23 @@ import numpy as np
 
 from dag.resources import ResourceConfig
 from worker.effects import (
-    Download,
-    Execute,
-    Exists,
-    Get,
-    Incr,
-    Invoke,
-    Publish,
-    SetIfAbsent,
-    StreamDownload,
     StreamUpload,
-    Upload,
 )
 from worker.schedule import Schedule
-
-# What each effect's time counts as in a task's row (other effects are not attributed).
-_KIND = {
-    Execute: "exec",
-    Download: "down",
-    StreamDownload: "down",
-    Upload: "up",
-    StreamUpload: "up",
-    **dict.fromkeys((Incr, Publish, SetIfAbsent, Invoke, Get), "dc"),
-}
-#: The worker id every driver gives the client (its effects run outside any worker).
-CLIENT = "client"
-#: Effects that are one command to the store each (a publish is counted apart).
-STORE_COMMANDS = frozenset(
-    (Download, StreamDownload, Upload, StreamUpload, Get, Incr, SetIfAbsent, Exists)
+from worker.trace_fields import (  # noqa: F401  (CLIENT and the fields are re-exported)
+    _DC,
+    _DOWN,
+    _EXEC,
+    _UP,
+    CLIENT,
+    STORE_COMMANDS,
+    TASK_FIELDS,
+    WORKER_FIELDS,
+    _ignore,
+    _info,
+    _rows,
+    _union_ms,
 )
-#: Column order of `TraceRecorder.task_columns` (and of each `task_rows` dict).
-TASK_FIELDS = (
-    "task_id",
-    "function",
-    "worker_id",
-    "memory_mb",
-    "cpus",
-    "attempt",
-    "ready_ms",
-    "start_ms",
-    "inputs_done_ms",
-    "exec_done_ms",
-    "end_ms",
-    "startup",
-    "startup_ms",
-    "input_bytes",
-    "download_bytes",
-    "download_ms",
-    "exec_ms",
-    "output_bytes",
-    "upload_ms",
-    "dc_ms",
-    "duplicated",
-    "streamed",
-)
-#: Column order of `TraceRecorder.worker_columns` (and of each `worker_rows` dict).
-WORKER_FIELDS = (
-    "worker_id",
-    "memory_mb",
-    "cpus",
-    "startup",
-    "invoked_ms",
-    "ready_ms",
-    "end_ms",
-    "billed_ms",
-)
-
-# Per effect type: (counted as a store command, counted as a publish, kind code).
-_EXEC, _DOWN, _UP, _DC = 1, 2, 3, 4
-_CODES = {"exec": _EXEC, "down": _DOWN, "up": _UP, "dc": _DC}
-_INFO: dict[type, tuple[bool, bool, int]] = {}
-
-
-def _info(kind: type) -> tuple[bool, bool, int]:
-    found = _INFO.get(kind)
-    if found is None:
-        found = _INFO[kind] = (
-            kind in STORE_COMMANDS,
-            kind is Publish,
-            _CODES.get(_KIND.get(kind, ""), 0),
-        )
-    return found
-
-
-def _ignore(worker_id: str, effect: Any, start_ms: float, end_ms: float, nbytes: int = 0) -> None:
-    """Records nothing: an effect that no task row counts."""
-
-
-def _union_ms(intervals: list[tuple[float, float]]) -> float:
-    """Length of the union of [start, end] intervals, ms (parallel downloads count once)."""
-    total, reach = 0.0, -math.inf
-    for start, end in sorted(intervals):
-        if end <= reach:
-            continue
-        total += end - max(start, reach)
-        reach = end
-    return total
 
 
 class TraceRecorder:
@@ -619,12 +540,3 @@ class TraceRecorder:
     def worker_rows(self) -> list[dict[str, Any]]:
         """One dict per worker invocation, with trace-schema columns."""
         return _rows(self.worker_columns(), WORKER_FIELDS)
-
-
-def _rows(columns: dict[str, Any], fields: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Row dicts (plain Python values) from columns."""
-    values = [
-        columns[name].tolist() if isinstance(columns[name], np.ndarray) else columns[name]
-        for name in fields
-    ]
-    return [dict(zip(fields, row, strict=True)) for row in zip(*values, strict=True)]
